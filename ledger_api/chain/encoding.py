@@ -1,0 +1,98 @@
+"""Encodings shared by the Python side and the contracts: short codes in bytes32, enums."""
+
+from __future__ import annotations
+
+import enum
+
+
+class OrganisationKind(enum.IntEnum):
+    """Mirrors ``IOrganisationRegistry.OrganisationKind``."""
+
+    NONE = 0
+    POLICE = 1
+    PROPERTY = 2
+    COMMITTEE = 3
+    AUDITOR = 4
+    ADMIN = 5
+
+    @classmethod
+    def parse(cls, text: str) -> OrganisationKind:
+        try:
+            kind = cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown organisation kind {text!r}; expected one of {cls.names()}") from None
+        if kind is cls.NONE:
+            raise ValueError("organisation kind must not be 'none'")
+        return kind
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [k.name.lower() for k in cls if k is not cls.NONE]
+
+
+class Purpose(enum.IntEnum):
+    """Mirrors ``IGrantRegistry.Purpose``: the fixed vocabulary of reasons to read."""
+
+    NONE = 0
+    EMERGENCY_RESPONSE = 1
+    INVESTIGATION = 2
+    FIRE_SAFETY = 3
+    ELDERLY_CARE = 4
+    COMMUNITY_GOVERNANCE = 5
+    PROPERTY_MANAGEMENT = 6
+    AUDIT = 7
+
+    @classmethod
+    def parse(cls, text: str) -> Purpose:
+        try:
+            purpose = cls[text.strip().upper().replace("-", "_").replace(" ", "_")]
+        except KeyError:
+            raise ValueError(f"unknown purpose {text!r}; expected one of {cls.names()}") from None
+        if purpose is cls.NONE:
+            raise ValueError("purpose must not be 'none'")
+        return purpose
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [p.name.lower() for p in cls if p is not cls.NONE]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class AccessDecision(enum.IntEnum):
+    """Mirrors ``IGrantRegistry.AccessDecision``."""
+
+    ALLOWED = 0
+    UNKNOWN_GRANT = 1
+    WRONG_GRANTEE = 2
+    WRONG_OWNER = 3
+    WRONG_PURPOSE = 4
+    NOT_YET_VALID = 5
+    EXPIRED = 6
+    REVOKED = 7
+    OUT_OF_SCOPE = 8
+    OWNER_SUSPENDED = 9
+    GRANTEE_SUSPENDED = 10
+
+
+def code_to_bytes32(code: str) -> bytes:
+    """A short printable-ASCII code (organisation id, community code, record type) left-aligned in 32 bytes."""
+    raw = code.encode("ascii", errors="strict") if code.isascii() else b""
+    if not raw or len(raw) > 32 or not all(33 <= b < 127 for b in raw):
+        raise ValueError(f"code {code!r} must be 1-32 printable ASCII characters without spaces")
+    return raw.ljust(32, b"\x00")
+
+
+def bytes32_to_code(value: bytes) -> str:
+    return bytes(value).rstrip(b"\x00").decode("ascii", errors="replace")
+
+
+def hex_to_bytes32(value: str) -> bytes:
+    """A 32-byte value from 64 hex digits (with or without 0x)."""
+    text = value[2:] if value.startswith(("0x", "0X")) else value
+    raw = bytes.fromhex(text)
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes of hex, got {len(raw)}")
+    return raw
