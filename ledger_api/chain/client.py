@@ -102,9 +102,7 @@ class LedgerChain:
         return self._tx.transact(fn, signer=signer)
 
     def set_communities(self, *, signer: LocalAccount, org_id: str, communities: Sequence[str]) -> TxReceipt:
-        fn = self.registry.functions.setCommunities(
-            code_to_bytes32(org_id), [code_to_bytes32(c) for c in communities]
-        )
+        fn = self.registry.functions.setCommunities(code_to_bytes32(org_id), [code_to_bytes32(c) for c in communities])
         return self._tx.transact(fn, signer=signer)
 
     def rotate_key(self, *, signer: LocalAccount, org_id: str, public_key: bytes) -> TxReceipt:

@@ -24,7 +24,13 @@ SOLC_WRAPPER = NODE_DIR / "solc-standard-json"
 NODE_MODULES = NODE_DIR / "node_modules"
 
 #: The contracts that are deployed; interfaces and libraries are compiled as their dependencies.
-DEPLOYABLE = ("OrganisationRegistry", "GrantRegistry", "RecordAnchors", "AccessLogAnchors", "InclusionVerifier")
+DEPLOYABLE = (
+    "OrganisationRegistry",
+    "GrantRegistry",
+    "RecordAnchors",
+    "AccessLogAnchors",
+    "InclusionVerifier",
+)
 
 # Cancun is the newest EVM that every supported consortium client (Besu, GoQuorum, geth) runs.
 COMPILER_SETTINGS: dict[str, Any] = {
@@ -85,7 +91,10 @@ def compile_contracts() -> dict[str, Any]:
     version = str(solcx.wrapper.get_solc_version(SOLC_WRAPPER, with_commit_hash=True))
     try:
         output = solcx.compile_standard(
-            standard_input, base_path=str(REPO_ROOT), allow_paths=[str(NODE_MODULES)], solc_binary=SOLC_WRAPPER
+            standard_input,
+            base_path=str(REPO_ROOT),
+            allow_paths=[str(NODE_MODULES)],
+            solc_binary=SOLC_WRAPPER,
         )
     except SolcError as exc:
         raise CompilerError(f"solc failed: {exc}") from exc

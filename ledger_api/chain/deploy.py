@@ -14,7 +14,13 @@ from ledger_api.chain.errors import DeploymentNotFound
 from ledger_api.chain.transactor import Transactor
 
 #: Deployment order: the registry first, since the others are constructed with its address.
-CONTRACTS = ("OrganisationRegistry", "GrantRegistry", "RecordAnchors", "AccessLogAnchors", "InclusionVerifier")
+CONTRACTS = (
+    "OrganisationRegistry",
+    "GrantRegistry",
+    "RecordAnchors",
+    "AccessLogAnchors",
+    "InclusionVerifier",
+)
 LOG_WRITER_ROLE = Web3.keccak(text="LOG_WRITER_ROLE")
 
 
@@ -62,7 +68,11 @@ class DeploymentStore:
 
 
 def deploy_contracts(
-    *, transactor: Transactor, admin: LocalAccount, log_writer: str | None = None, admin_transfer_delay_s: int = 0
+    *,
+    transactor: Transactor,
+    admin: LocalAccount,
+    log_writer: str | None = None,
+    admin_transfer_delay_s: int = 0,
 ) -> Deployment:
     """Deploy every ledger contract with ``admin`` as the registry's admin; grant the log writer its role."""
     w3 = transactor.w3

@@ -120,8 +120,12 @@ class Devnet:
             raise ChainUnavailable(f"port {self._port} is taken by another process; pick another with --port")
         self._home.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments built above
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._pid_path.write_text(str(process.pid))
         deadline = time.monotonic() + timeout_s

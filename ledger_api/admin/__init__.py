@@ -1,0 +1,1 @@
+"""Admin operations on top of the chain layer: reviewed policy files (plan, then apply)."""

@@ -1,0 +1,66 @@
+"""Where transaction signers come from: an encrypted keystore file or a key in the environment.
+
+The devnet's dev keys are public knowledge; they are accepted only when the chain is the devnet
+(chain id 31337), so a demo default can never sign on a real consortium chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ledger_api.chain.devnet import DEVNET_CHAIN_ID, dev_account, dev_private_keys
+from ledger_api.errors import ConfigurationError
+
+
+def load_signer(
+    *,
+    chain_id: int,
+    key_env: str | None = None,
+    keystore: Path | None = None,
+    keystore_password: str | None = None,
+    devnet_default_index: int | None = 0,
+) -> LocalAccount:
+    """The signer named by a keystore file, else by the environment variable ``key_env``.
+
+    On the devnet with neither, dev account ``devnet_default_index`` is used (embedded defaults).
+    """
+    account: LocalAccount | None = None
+    if keystore is not None:
+        if keystore_password is None:
+            raise ConfigurationError(f"keystore {keystore} needs a password: set LEDGER_KEYSTORE_PASSWORD")
+        try:
+            encrypted = json.loads(keystore.read_text(encoding="utf-8"))
+            account = Account.from_key(Account.decrypt(encrypted, keystore_password))
+        except FileNotFoundError:
+            raise ConfigurationError(f"keystore file {keystore} does not exist") from None
+        except (ValueError, KeyError) as exc:
+            raise ConfigurationError(f"cannot open keystore {keystore}: {exc}") from None
+    elif key_env and os.environ.get(key_env):
+        try:
+            account = Account.from_key(os.environ[key_env].strip())
+        except (ValueError, TypeError):
+            raise ConfigurationError(f"{key_env} does not hold a valid hex private key") from None
+    elif chain_id == DEVNET_CHAIN_ID and devnet_default_index is not None:
+        return dev_account(devnet_default_index)
+    else:
+        raise ConfigurationError(
+            f"no signer: set {key_env or 'a key variable'} or LEDGER_KEYSTORE (chain {chain_id} is not the devnet)"
+        )
+    if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_private_keys():
+        raise ConfigurationError(
+            f"refusing a public devnet key on chain {chain_id}: use a real key for anything but the devnet"
+        )
+    return account
+
+
+def write_keystore(account: LocalAccount, *, path: Path, password: str) -> Path:
+    """Encrypt ``account`` into a standard (Web3 Secret Storage) keystore file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(Account.encrypt(account.key, password)), encoding="utf-8")
+    path.chmod(0o600)
+    return path

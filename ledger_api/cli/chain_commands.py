@@ -1,0 +1,93 @@
+"""``ledger compile``, ``ledger devnet up|down|status``, ``ledger deploy``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ledger_api.cli.context import CliContext, add_chain_options, add_signer_options
+
+
+def register(commands: Any) -> None:
+    compile_cmd = commands.add_parser("compile", help="compile contracts/ into the committed artifacts")
+    compile_cmd.add_argument("--check", action="store_true", help="only report whether the artifacts are stale")
+    compile_cmd.set_defaults(handler=run_compile)
+
+    devnet = commands.add_parser("devnet", help="the local anvil devnet (state kept in LEDGER_HOME)")
+    actions = devnet.add_subparsers(dest="devnet_action", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start the devnet (no-op when it runs)")
+    up.add_argument("--port", type=int)
+    up.add_argument("--block-time", type=float, help="mine a block every N seconds, like a consortium chain")
+    up.set_defaults(handler=run_devnet_up)
+    down = actions.add_parser("down", help="stop the devnet (its state is kept)")
+    down.set_defaults(handler=run_devnet_down)
+    status = actions.add_parser("status", help="is the devnet running, at which block")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=run_devnet_status)
+
+    deploy = commands.add_parser("deploy", help="deploy the contracts (a re-run reuses the recorded ones)")
+    add_chain_options(deploy)
+    add_signer_options(deploy)
+    deploy.add_argument("--log-writer", metavar="ADDRESS", help="account allowed to anchor access-log heads")
+    deploy.add_argument("--force", action="store_true", help="deploy anew even if a live deployment is recorded")
+    deploy.add_argument("--json", action="store_true")
+    deploy.set_defaults(handler=run_deploy)
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from ledger_api.chain import compiler
+    from ledger_api.chain.artifacts import ARTIFACT_PATH, load_artifacts
+
+    if args.check:
+        drift = compiler.artifact_drift(load_artifacts())
+        print(drift or f"artifacts are current ({ARTIFACT_PATH})")
+        return 1 if drift else 0
+    document = compiler.compile_contracts()
+    path = compiler.write_artifacts(document)
+    print(f"compiled {len(document['contracts'])} contracts with solc {document['compiler']['version']} -> {path}")
+    return 0
+
+
+def run_devnet_up(args: argparse.Namespace) -> int:
+    node = CliContext.from_args(args).devnet(port=args.port, block_time_s=args.block_time)
+    status = node.up()
+    print(f"devnet up: {status.rpc_url} chain {status.chain_id} block {status.block_number} (pid {status.pid})")
+    return 0
+
+
+def run_devnet_down(args: argparse.Namespace) -> int:
+    node = CliContext.from_args(args).devnet()
+    print("devnet stopped; state kept in " + str(node.state_path) if node.down() else "devnet was not running")
+    return 0
+
+
+def run_devnet_status(args: argparse.Namespace) -> int:
+    status = CliContext.from_args(args).devnet().status()
+    if args.json:
+        print(json.dumps(status.__dict__))
+    elif status.running:
+        print(
+            f"devnet running: {status.rpc_url} chain {status.chain_id} block {status.block_number} (pid {status.pid})"
+        )
+    else:
+        print("devnet not running")
+    return 0 if status.running else 3
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from ledger_api.chain.deploy import ensure_deployed
+
+    ctx = CliContext.from_args(args)
+    admin = ctx.signer(args)
+    deployment, reused = ensure_deployed(
+        transactor=ctx.transactor, store=ctx.deployments, admin=admin, log_writer=args.log_writer, force=args.force
+    )
+    if args.json:
+        print(json.dumps({"reused": reused, **deployment.__dict__}))
+        return 0
+    print(("reusing" if reused else "deployed") + f" ledger contracts on chain {deployment.chain_id}:")
+    for name, address in deployment.addresses.items():
+        print(f"  {name:<22} {address}")
+    print(f"  recorded in {ctx.deployments.path(deployment.chain_id)}")
+    return 0

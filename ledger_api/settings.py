@@ -1,0 +1,37 @@
+"""Settings from the environment (prefix ``LEDGER_``) with embedded defaults for the local demo.
+
+The defaults describe one machine: anvil on loopback, files under ``./.ledger``. Anything secret
+that has a well-known demo value (the devnet's dev keys, the demo keystore passphrase) is refused
+unless the chain is the devnet or ``LEDGER_DEMO=1`` says this is a demo.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path(".ledger"), description="Where the devnet, deployments and keys live.")
+    rpc_url: str = Field(default="http://127.0.0.1:8545", description="Any Ethereum JSON-RPC endpoint.")
+    devnet_port: int = 8545
+    devnet_block_time_s: float | None = Field(default=None, description="Blocks every N s (None: on demand).")
+    gas_pricing: Literal["auto", "legacy", "eip1559"] = "auto"
+    confirmations: int = Field(default=0, ge=0)
+    keystore: Path | None = Field(default=None, description="Encrypted JSON keystore of the signer.")
+    keystore_password: SecretStr | None = None
+    demo: bool = False
+
+    @cached_property
+    def devnet_home(self) -> Path:
+        return self.home / "devnet"
+
+    @cached_property
+    def deployments_dir(self) -> Path:
+        return self.home / "deployments"

@@ -1,0 +1,31 @@
+"""Fixtures shared by the whole suite: where shared/ lives, and a real anvil devnet per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger_api.chain.devnet import Devnet, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED_DIR.is_dir():
+        pytest.fail(f"../shared is missing beside the repository (looked in {SHARED_DIR})")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """A real anvil on a free loopback port, history pruned, stopped at the end of the session."""
+    node = Devnet(home=tmp_path_factory.mktemp("devnet"), port=free_port(), prune_history=True)
+    node.up()
+    try:
+        yield node
+    finally:
+        node.down()
