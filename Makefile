@@ -40,7 +40,7 @@ typecheck: bootstrap
 	@$(VENV)/bin/mypy
 
 slither: bootstrap
-	@$(PY) -m ledger_api.chain.slither_gate
+	@$(PY) scripts/slither_gate.py
 
 unit: bootstrap
 	@$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

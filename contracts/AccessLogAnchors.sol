@@ -14,9 +14,9 @@ contract AccessLogAnchors is IAccessLogAnchors {
 
     TreeHead[] private _heads;
 
-    /// @param roles The role authority (the organisation registry) that holds `LOG_WRITER_ROLE`.
-    constructor(IAccessControl roles) {
-        _roles = roles;
+    /// @param roleAuthority The role authority (the organisation registry) that holds `LOG_WRITER_ROLE`.
+    constructor(IAccessControl roleAuthority) {
+        _roles = roleAuthority;
     }
 
     /// @notice The role authority this contract consults.
@@ -28,7 +28,9 @@ contract AccessLogAnchors is IAccessLogAnchors {
     function anchorTreeHead(uint64 size, bytes32 root) external returns (uint256 index) {
         if (!_roles.hasRole(LedgerRoles.LOG_WRITER_ROLE, msg.sender)) revert AccessLogAnchorsUnauthorised(msg.sender);
         if (root == bytes32(0)) revert AccessLogAnchorsInvalidRoot();
-        uint64 lastSize = _heads.length == 0 ? 0 : _heads[_heads.length - 1].size;
+        uint64 lastSize = 0;
+        index = _heads.length;
+        if (index > 0) lastSize = _heads[index - 1].size;
         if (size <= lastSize) revert AccessLogAnchorsTreeNotGrown(lastSize, size);
         index = _heads.length;
         _heads.push(
@@ -50,7 +52,8 @@ contract AccessLogAnchors is IAccessLogAnchors {
 
     /// @inheritdoc IAccessLogAnchors
     function latestHead() external view returns (TreeHead memory head) {
-        if (_heads.length != 0) head = _heads[_heads.length - 1];
+        uint256 count = _heads.length;
+        if (count > 0) head = _heads[count - 1];
     }
 
     /// @inheritdoc IAccessLogAnchors

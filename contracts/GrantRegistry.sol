@@ -19,9 +19,9 @@ contract GrantRegistry is IGrantRegistry {
     mapping(uint256 grantId => mapping(bytes32 community => bool)) private _scopeCommunities;
     uint256 private _grantCount;
 
-    /// @param registry The organisation registry, which is also the role authority.
-    constructor(IOrganisationRegistry registry) {
-        _registry = registry;
+    /// @param organisationRegistry The organisation registry, which is also the role authority.
+    constructor(IOrganisationRegistry organisationRegistry) {
+        _registry = organisationRegistry;
     }
 
     /// @notice The organisation registry this contract consults.
@@ -83,8 +83,7 @@ contract GrantRegistry is IGrantRegistry {
         bool byAdmin = _isOrgAdmin(msg.sender);
         if (!byAdmin) {
             // The owner's signer may revoke even while suspended: withdrawing access is always allowed.
-            (,, address signer) = _registry.organisationStatus(stored.ownerOrg);
-            if (msg.sender != signer) revert GrantRegistryUnauthorised(stored.ownerOrg, msg.sender);
+            if (msg.sender != _registry.signerOf(stored.ownerOrg)) revert GrantRegistryUnauthorised(stored.ownerOrg, msg.sender);
         }
         stored.revokedBlock = uint64(block.number);
         emit GrantRevoked(grantId, stored.ownerOrg, stored.granteeOrg, msg.sender, byAdmin);
@@ -115,10 +114,8 @@ contract GrantRegistry is IGrantRegistry {
         if (stored.communities.length != 0 && !_scopeCommunities[grantId][communityCode]) {
             return AccessDecision.OutOfScope;
         }
-        (, bool ownerSuspended,) = _registry.organisationStatus(ownerOrg);
-        if (ownerSuspended) return AccessDecision.OwnerSuspended;
-        (, bool granteeSuspended,) = _registry.organisationStatus(granteeOrg);
-        if (granteeSuspended) return AccessDecision.GranteeSuspended;
+        if (_registry.isSuspended(ownerOrg)) return AccessDecision.OwnerSuspended;
+        if (_registry.isSuspended(granteeOrg)) return AccessDecision.GranteeSuspended;
         return AccessDecision.Allowed;
     }
 
@@ -159,9 +156,10 @@ contract GrantRegistry is IGrantRegistry {
     }
 
     function _requireActive(bytes32 orgId) private view {
-        (IOrganisationRegistry.OrganisationKind kind, bool suspended,) = _registry.organisationStatus(orgId);
-        if (kind == IOrganisationRegistry.OrganisationKind.None) revert GrantRegistryUnknownOrganisation(orgId);
-        if (suspended) revert GrantRegistryOrganisationSuspended(orgId);
+        if (_registry.kindOf(orgId) == IOrganisationRegistry.OrganisationKind.None) {
+            revert GrantRegistryUnknownOrganisation(orgId);
+        }
+        if (_registry.isSuspended(orgId)) revert GrantRegistryOrganisationSuspended(orgId);
     }
 
     function _isOrgAdmin(address account) private view returns (bool) {

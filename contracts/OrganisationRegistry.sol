@@ -124,6 +124,21 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     }
 
     /// @inheritdoc IOrganisationRegistry
+    function kindOf(bytes32 orgId) external view returns (OrganisationKind) {
+        return _organisations[orgId].kind;
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function isSuspended(bytes32 orgId) external view returns (bool) {
+        return _organisations[orgId].suspended;
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function signerOf(bytes32 orgId) external view returns (address) {
+        return _organisations[orgId].signer;
+    }
+
+    /// @inheritdoc IOrganisationRegistry
     function isActive(bytes32 orgId) external view returns (bool) {
         Organisation storage org = _organisations[orgId];
         return org.kind != OrganisationKind.None && !org.suspended;

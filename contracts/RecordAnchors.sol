@@ -17,9 +17,9 @@ contract RecordAnchors is IRecordAnchors {
     mapping(bytes32 root => Batch) private _batches;
     uint64 private _batchCount;
 
-    /// @param registry The organisation registry that says which organisation a signer signs for.
-    constructor(IOrganisationRegistry registry) {
-        _registry = registry;
+    /// @param organisationRegistry The registry that says which organisation a signer signs for.
+    constructor(IOrganisationRegistry organisationRegistry) {
+        _registry = organisationRegistry;
     }
 
     /// @notice The organisation registry this contract consults.
@@ -95,8 +95,7 @@ contract RecordAnchors is IRecordAnchors {
     function _callerOrganisation() private view returns (bytes32 orgId) {
         orgId = _registry.organisationOfSigner(msg.sender);
         if (orgId == bytes32(0)) revert RecordAnchorsUnknownSigner(msg.sender);
-        (, bool suspended,) = _registry.organisationStatus(orgId);
-        if (suspended) revert RecordAnchorsOrganisationSuspended(orgId);
+        if (_registry.isSuspended(orgId)) revert RecordAnchorsOrganisationSuspended(orgId);
     }
 
     function _leafHash(

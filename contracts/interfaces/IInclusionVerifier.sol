@@ -8,7 +8,7 @@ pragma solidity ^0.8.24;
 interface IInclusionVerifier {
     /// @notice Verify an inclusion proof given as 32-byte words.
     function verifyInclusion(
-        bytes32 leafHash,
+        bytes32 leaf,
         uint256 leafIndex,
         uint256 treeSize,
         bytes32[] calldata proof,
@@ -18,7 +18,7 @@ interface IInclusionVerifier {
     /// @notice Verify an inclusion proof given as raw byte strings, as transparency-log tooling
     /// exchanges them: any hash that is not exactly 32 bytes makes the proof invalid.
     function verifyInclusionRaw(
-        bytes calldata leafHash,
+        bytes calldata leaf,
         uint256 leafIndex,
         uint256 treeSize,
         bytes[] calldata proof,

@@ -69,7 +69,7 @@ interface IOrganisationRegistry {
         OrganisationKind kind,
         address signer,
         bytes32[] calldata communities,
-        bytes calldata publicKey
+        bytes calldata key
     ) external;
 
     /// @notice Suspend an organisation. Only `ORG_ADMIN_ROLE`.
@@ -86,7 +86,7 @@ interface IOrganisationRegistry {
 
     /// @notice Publish a new HPKE public key. Only the organisation's own signer, while not suspended.
     /// @return keyIndex The index under which the key stays readable.
-    function rotateKey(bytes32 orgId, bytes calldata publicKey) external returns (uint256 keyIndex);
+    function rotateKey(bytes32 orgId, bytes calldata key) external returns (uint256 keyIndex);
 
     /// @notice The organisation `orgId` (reverts when unknown).
     function organisation(bytes32 orgId) external view returns (Organisation memory);
@@ -96,6 +96,15 @@ interface IOrganisationRegistry {
         external
         view
         returns (OrganisationKind kind, bool suspended, address signer);
+
+    /// @notice The kind of `orgId` (`None` when unknown).
+    function kindOf(bytes32 orgId) external view returns (OrganisationKind);
+
+    /// @notice True when `orgId` is registered and suspended.
+    function isSuspended(bytes32 orgId) external view returns (bool);
+
+    /// @notice The signer of `orgId` (zero when unknown).
+    function signerOf(bytes32 orgId) external view returns (address);
 
     /// @notice True when `orgId` is registered and not suspended.
     function isActive(bytes32 orgId) external view returns (bool);

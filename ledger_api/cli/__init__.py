@@ -41,7 +41,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ledger: interrupted", file=sys.stderr)
         return 130
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
