@@ -35,7 +35,8 @@ Account.enable_unaudited_hdwallet_features()
 
 def dev_account(index: int) -> LocalAccount:
     """Dev account ``index`` of the fixed devnet mnemonic (BIP-44 path m/44'/60'/0'/0/index)."""
-    return Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 def dev_private_keys() -> frozenset[str]:

@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3Exception
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from ledger_api.chain.artifacts import load_artifacts
 from ledger_api.chain.errors import ChainUnavailable, ContractReverted, TransactionFailed
@@ -126,7 +126,7 @@ class Transactor:
         except (ValueError, Web3Exception):
             tip = 0
         base = int(base_fee or 0)
-        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+        return {"maxPriorityFeePerGas": Wei(tip), "maxFeePerGas": Wei(2 * base + tip)}
 
     def call(self, fn: Any, *, sender: str | None = None) -> Any:
         """A read-only contract call at the latest block, reverts translated."""
