@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import Any
 
@@ -25,6 +26,9 @@ def register(commands: Any) -> None:
     status = actions.add_parser("status", help="is the devnet running, at which block")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=run_devnet_status)
+
+    run = commands.add_parser("run", help="start the devnet and deploy, then keep them up until Ctrl-C")
+    run.set_defaults(handler=run_services)
 
     deploy = commands.add_parser("deploy", help="deploy the contracts (a re-run reuses the recorded ones)")
     add_chain_options(deploy)
@@ -90,4 +94,33 @@ def run_deploy(args: argparse.Namespace) -> int:
     for name, address in deployment.addresses.items():
         print(f"  {name:<22} {address}")
     print(f"  recorded in {ctx.deployments.path(deployment.chain_id)}")
+    return 0
+
+
+def run_services(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from ledger_api.chain.deploy import ensure_deployed
+    from ledger_api.chain.devnet import dev_account
+
+    ctx = CliContext.from_args(args)
+    node = ctx.devnet()
+    status = node.up()
+    try:
+        deployment, reused = ensure_deployed(
+            transactor=ctx.transactor, store=ctx.deployments, admin=ctx.signer(args), log_writer=dev_account(4).address
+        )
+        print(
+            f"devnet: {status.rpc_url} (chain {status.chain_id}); contracts {'reused' if reused else 'deployed'}: "
+            f"{ctx.deployments.path(deployment.chain_id)}"
+        )
+        print("running; press Ctrl-C to stop")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    finally:
+        node.down()
+        print("stopped the devnet (state kept)")
     return 0
