@@ -28,6 +28,20 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     demo: bool = False
 
+    # --- gateway -----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in LEDGER_HOME.")
+    blob_store: str | None = Field(default=None, description="file:///dir or s3://bucket/prefix?endpoint=URL")
+    master_secret: SecretStr | None = Field(default=None, description="Encrypts the keystores at rest.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_batch_records: int = Field(default=5000, ge=1)
+    anchor_batch_max: int = Field(default=2000, ge=1)
+    anchor_max_wait_s: float = Field(default=1.0, gt=0)
+    hybrid_pq_record_types: tuple[str, ...] = Field(
+        default=(), description="Record types whose data keys are wrapped with ML-KEM-768 + X25519."
+    )
+
     @cached_property
     def devnet_home(self) -> Path:
         return self.home / "devnet"
@@ -35,3 +49,15 @@ class Settings(BaseSettings):
     @cached_property
     def deployments_dir(self) -> Path:
         return self.home / "deployments"
+
+    @cached_property
+    def index_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'index.db').resolve()}"
+
+    @cached_property
+    def blob_store_url(self) -> str:
+        return self.blob_store or (self.home / "blobs").resolve().as_uri()
+
+    @cached_property
+    def keystore_dir(self) -> Path:
+        return self.home / "keystore"

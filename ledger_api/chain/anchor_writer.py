@@ -1,0 +1,171 @@
+"""Anchoring transactions for one signer: explicit nonces, replacement of stuck transactions, and
+RPC errors classified so the outbox worker can decide what to do.
+
+The worker (``ledger_api.anchoring``) owns the durable state: it records each signed transaction
+(nonce, hash, raw bytes) before broadcasting it, so after a crash the very same transaction can be
+sent again. A resend answered "already known" is a success; "nonce too low" means the nonce was used,
+and the worker then asks the chain whether *this* batch root is anchored (the contract refuses a root
+twice, so a root is anchored at most once whatever happens).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+
+from ledger_api.chain.rpc import JsonRpc, RpcError
+from ledger_api.chain.transactor import GasPricing
+
+_ANCHOR_BATCH = keccak(text="anchorBatch(bytes32,uint64,bytes32)")[:4]
+_ANCHOR_RECORD = keccak(text="anchorRecord(bytes32,uint32,bytes32,bytes32)")[:4]
+_BATCH = keccak(text="batch(bytes32)")[:4]
+# EIP-1559 / geth txpool: a replacement must pay at least 10% more; 12.5% leaves headroom.
+_REPLACEMENT_BUMP_PERCENT = 125
+
+
+class BroadcastOutcome(enum.Enum):
+    ACCEPTED = "accepted"
+    ALREADY_KNOWN = "already_known"
+    NONCE_TOO_LOW = "nonce_too_low"
+    UNDERPRICED = "underpriced"
+    REJECTED = "rejected"
+
+
+# Messages differ between clients (geth, Besu, GoQuorum, anvil); match on lower-cased fragments.
+_CLASSIFIERS: tuple[tuple[BroadcastOutcome, tuple[str, ...]], ...] = (
+    (BroadcastOutcome.ALREADY_KNOWN, ("already known", "known transaction", "already imported", "alreadyknown")),
+    (BroadcastOutcome.NONCE_TOO_LOW, ("nonce too low", "nonce_too_low", "noncetoolow", "nonce is too low")),
+    (BroadcastOutcome.UNDERPRICED, ("underpriced", "replacement_underpriced", "fee too low", "gas price too low")),
+)
+
+
+def classify_rpc_error(message: str) -> BroadcastOutcome:
+    text = message.lower()
+    for outcome, fragments in _CLASSIFIERS:
+        if any(fragment in text for fragment in fragments):
+            return outcome
+    return BroadcastOutcome.REJECTED
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedTx:
+    nonce: int
+    tx_hash: str
+    raw: bytes
+    fee_level: int
+    """Gas price (legacy) or max fee per gas (EIP-1559) this transaction pays."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnchoredBatch:
+    size: int
+    block_number: int
+    owner_org: bytes
+
+
+class AnchorWriter:
+    """Signs and sends ``RecordAnchors`` transactions for one signer over raw JSON-RPC."""
+
+    def __init__(
+        self,
+        *,
+        rpc: JsonRpc,
+        signer: LocalAccount,
+        records_address: str,
+        chain_id: int,
+        gas_limit: int = 200_000,
+        gas_pricing: GasPricing = "auto",
+    ) -> None:
+        self._rpc = rpc
+        self._signer = signer
+        self._records = records_address
+        self._chain_id = chain_id
+        self._gas_limit = gas_limit
+        self._gas_pricing = gas_pricing
+
+    @property
+    def address(self) -> str:
+        return str(self._signer.address)
+
+    @property
+    def rpc(self) -> JsonRpc:
+        return self._rpc
+
+    @staticmethod
+    def anchor_batch_calldata(root: bytes, size: int, manifest_hash: bytes) -> bytes:
+        return _ANCHOR_BATCH + abi_encode(["bytes32", "uint64", "bytes32"], [root, size, manifest_hash])
+
+    @staticmethod
+    def anchor_record_calldata(record_id: bytes, version: int, ciphertext_hash: bytes, commitment: bytes) -> bytes:
+        return _ANCHOR_RECORD + abi_encode(
+            ["bytes32", "uint32", "bytes32", "bytes32"], [record_id, version, ciphertext_hash, commitment]
+        )
+
+    def sign(self, calldata: bytes, *, nonce: int, min_fee_level: int = 0) -> SignedTx:
+        """Sign a call to the anchors contract; ``min_fee_level`` forces a replacement's higher fee."""
+        tx: dict[str, Any] = {
+            "to": self._records,
+            "data": calldata,
+            "nonce": nonce,
+            "gas": self._gas_limit,
+            "chainId": self._chain_id,
+            "value": 0,
+        }
+        pricing = self._gas_pricing
+        base_fee: int | None = None
+        if pricing != "legacy":
+            latest = self._rpc.block("latest") or {}
+            base_fee = int(latest["baseFeePerGas"], 16) if latest.get("baseFeePerGas") else None
+            if pricing == "auto":
+                pricing = "eip1559" if base_fee is not None else "legacy"
+        if pricing == "legacy":
+            fee = max(self._rpc.gas_price(), min_fee_level)
+            tx["gasPrice"] = fee
+        else:
+            tip = self._rpc.max_priority_fee()
+            fee = max(2 * (base_fee or 0) + tip, min_fee_level)
+            tx["maxFeePerGas"] = fee
+            tx["maxPriorityFeePerGas"] = min(max(tip, min_fee_level - 2 * (base_fee or 0)), fee)
+        signed = self._signer.sign_transaction(tx)
+        return SignedTx(
+            nonce=nonce,
+            tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
+            raw=bytes(signed.raw_transaction),
+            fee_level=fee,
+        )
+
+    def replacement(self, calldata: bytes, stuck: SignedTx) -> SignedTx:
+        """The same call at the same nonce paying enough more to replace ``stuck`` in the pool."""
+        bumped = max(stuck.fee_level * _REPLACEMENT_BUMP_PERCENT // 100, stuck.fee_level + 1)
+        if stuck.fee_level == 0:
+            # A zero-gas-price chain has nothing to outbid: re-sending the same transaction is the cure.
+            return stuck
+        return self.sign(calldata, nonce=stuck.nonce, min_fee_level=bumped)
+
+    def broadcast(self, tx: SignedTx) -> BroadcastOutcome:
+        try:
+            self._rpc.call("eth_sendRawTransaction", ["0x" + tx.raw.hex()])
+        except RpcError as exc:
+            return classify_rpc_error(exc.message)
+        return BroadcastOutcome.ACCEPTED
+
+    def receipt(self, tx_hash: str) -> dict[str, object] | None:
+        return self._rpc.receipt(tx_hash)
+
+    def anchored_batch(self, root: bytes) -> AnchoredBatch | None:
+        """The batch anchored under ``root`` as the chain holds it now, or None."""
+        raw = self._rpc.eth_call(self._records, _BATCH + abi_encode(["bytes32"], [root]))
+        owner, size, block_number, _sequence = abi_decode(["bytes32", "uint64", "uint64", "uint64"], raw)
+        if size == 0:
+            return None
+        return AnchoredBatch(size=int(size), block_number=int(block_number), owner_org=bytes(owner))
+
+    def nonces(self) -> tuple[int, int]:
+        """(mined, pending) transaction counts of the signer."""
+        return self._rpc.nonce(self.address, "latest"), self._rpc.nonce(self.address, "pending")

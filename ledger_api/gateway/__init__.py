@@ -1,0 +1,1 @@
+"""The HTTP gateway (FastAPI): department systems push and read records under ``/v1``."""

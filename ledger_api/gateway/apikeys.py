@@ -1,0 +1,79 @@
+"""API keys of department systems: issued by an admin, shown once, stored only as SHA-256.
+
+A key is ``lk_<key id>_<secret>`` with a 256-bit random secret. A plain SHA-256 suffices for storage
+(no slow password hash is needed) because the secret is uniformly random and long: guessing it is
+as hard as inverting SHA-256. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from ledger_api.index.models import ApiKey
+
+KEY_PREFIX = "lk_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedKey:
+    key_id: str
+    org_id: str
+    token: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key(engine: Engine, *, org_id: str, label: str = "") -> IssuedKey:
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    with Session(engine) as session:
+        session.add(
+            ApiKey(
+                key_id=key_id,
+                org_id=org_id,
+                secret_sha256=_digest(secret),
+                label=label,
+                created_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        )
+        session.commit()
+    return IssuedKey(key_id=key_id, org_id=org_id, token=f"{KEY_PREFIX}{key_id}_{secret}")
+
+
+def revoke_key(engine: Engine, *, key_id: str) -> bool:
+    with Session(engine) as session:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.revoked_at is not None:
+            return False
+        key.revoked_at = datetime.now(UTC).replace(tzinfo=None)
+        session.add(key)
+        session.commit()
+        return True
+
+
+def list_keys(engine: Engine) -> list[ApiKey]:
+    with Session(engine) as session:
+        return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at))).all())
+
+
+def organisation_for_token(engine: Engine, token: str) -> str | None:
+    """The organisation a valid, unrevoked token belongs to, else None."""
+    if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        return None
+    key_id, _, secret = token[len(KEY_PREFIX) :].partition("_")
+    with Session(engine) as session:
+        key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+        return None
+    return key.org_id
