@@ -1,0 +1,103 @@
+"""Record encryption for the ledger: HPKE-wrapped AES-256-GCM envelopes and the organisation keystore.
+
+* :mod:`ledger_api.crypto.hpke` — RFC 9180 suites (X25519 and ML-KEM-768 + X25519), key encodings,
+  wrapping of 32-byte data keys;
+* :mod:`ledger_api.crypto.envelope` — per-record sealing and opening, the blob format, salted plaintext
+  commitments, grantee re-wrapping and crypto-shredding;
+* :mod:`ledger_api.crypto.keystore` — per-organisation private keys sealed at rest under a master secret;
+* :mod:`ledger_api.crypto.bench` — ``python -m ledger_api.crypto.bench``: seal/open throughput.
+"""
+
+from ledger_api.crypto.envelope import (
+    BLOB_MAGIC,
+    FORMAT_VERSION,
+    OpenedRecord,
+    ParsedBlob,
+    RecipientKey,
+    RecordHeader,
+    SealedRecord,
+    WrappedKey,
+    add_recipient,
+    blob_hash,
+    compute_commitment,
+    open_record,
+    parse_blob,
+    seal_record,
+    shred,
+    verify_commitment,
+    wrap_for_recipient,
+    wrap_info,
+)
+from ledger_api.crypto.errors import (
+    BlobHashMismatchError,
+    CommitmentMismatchError,
+    CryptoError,
+    EnvelopeError,
+    HpkeError,
+    InsecureSecretError,
+    KeystoreError,
+    KeyUnwrapError,
+    MalformedBlobError,
+    NotARecipientError,
+    RecordIntegrityError,
+    RecordShreddedError,
+    WrongMasterSecretError,
+)
+from ledger_api.crypto.hpke import (
+    KEM_ID_MLKEM768_X25519,
+    KEM_ID_X25519,
+    HpkeSuite,
+    decode_public_key,
+    encode_public_key,
+    generate_keypair,
+    public_key_from_private,
+    unwrap_key,
+    wrap_key,
+)
+from ledger_api.crypto.keystore import DEMO_MASTER_SECRET, OrgKeystore, require_real_secret
+
+__all__ = [
+    "BLOB_MAGIC",
+    "DEMO_MASTER_SECRET",
+    "FORMAT_VERSION",
+    "KEM_ID_MLKEM768_X25519",
+    "KEM_ID_X25519",
+    "BlobHashMismatchError",
+    "CommitmentMismatchError",
+    "CryptoError",
+    "EnvelopeError",
+    "HpkeError",
+    "HpkeSuite",
+    "InsecureSecretError",
+    "KeyUnwrapError",
+    "KeystoreError",
+    "MalformedBlobError",
+    "NotARecipientError",
+    "OpenedRecord",
+    "OrgKeystore",
+    "ParsedBlob",
+    "RecipientKey",
+    "RecordHeader",
+    "RecordIntegrityError",
+    "RecordShreddedError",
+    "SealedRecord",
+    "WrappedKey",
+    "WrongMasterSecretError",
+    "add_recipient",
+    "blob_hash",
+    "compute_commitment",
+    "decode_public_key",
+    "encode_public_key",
+    "generate_keypair",
+    "open_record",
+    "parse_blob",
+    "public_key_from_private",
+    "require_real_secret",
+    "seal_record",
+    "shred",
+    "unwrap_key",
+    "verify_commitment",
+    "wrap_for_recipient",
+    "wrap_info",
+    "wrap_key",
+]
