@@ -1,0 +1,1 @@
+"""Neighbourhood committee (居委会) exports."""

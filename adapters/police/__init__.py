@@ -1,0 +1,1 @@
+"""Police station (派出所) exports."""

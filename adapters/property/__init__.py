@@ -1,0 +1,1 @@
+"""Property-management company (物业) exports."""

@@ -1,0 +1,1 @@
+"""Department adapter tests."""

@@ -1,0 +1,150 @@
+"""The canonical record, its published schema, ids, fingerprints and blind-index helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from adapters import (
+    CanonicalRecord,
+    Location,
+    RecordType,
+    Subject,
+    blind_index,
+    canonical_json,
+    derive_record_id,
+    normalise_address,
+    normalise_id_number,
+    record_json_schema,
+)
+from adapters.canonical import SCHEMA_PATH, SCHEMA_VERSION
+
+CST = timezone(timedelta(hours=8))
+
+
+def record(**changes: Any) -> CanonicalRecord:
+    data: dict[str, Any] = {
+        "record_type": RecordType.INCIDENT,
+        "community_code": "330106001001",
+        "owner_org": "org-police-1",
+        "source": {"system": "police.incidents", "native_id": "J1", "file": "a.csv", "row": 2},
+        "occurred_at": datetime(2025, 3, 14, 8, 5, tzinfo=CST),
+        "location": Location(building="10", unit="1", room="1502", text="清河社区10幢1单元1502室"),
+        "subjects": [Subject(role="reporter", name="张三", phone="13800138000")],
+        "attributes": {"category": "治安", "n": 1, "list": [1, "a", None], "nested": {"x": True}},
+        "sensitivity": {"subjects[].phone": "sensitive"},
+    }
+    data.update(changes)
+    source = data["source"]
+    data.setdefault("record_id", derive_record_id(data["owner_org"], data["record_type"], source["native_id"]))
+    return CanonicalRecord.model_validate(data)
+
+
+def test_published_schema_file_is_current() -> None:
+    on_disk = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert on_disk == record_json_schema(), (
+        f"{SCHEMA_PATH.name} is stale: regenerate it with `python -m adapters.schema` and commit the result"
+    )
+
+
+def test_schema_is_draft_2020_12_with_versioned_id() -> None:
+    schema = record_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert SCHEMA_VERSION in schema["$id"]
+    assert set(schema["required"]) >= {"record_id", "record_type", "occurred_at", "owner_org", "source"}
+    assert schema["properties"]["record_id"]["pattern"] == "^[0-9a-f]{64}$"
+
+
+def test_record_id_derivation() -> None:
+    rid = derive_record_id("org-1", RecordType.INCIDENT, "J1")
+    assert len(rid) == 64
+    assert int(rid, 16) >= 0
+    assert rid == rid.lower()
+    assert rid == derive_record_id("org-1", "incident", "J1")
+    assert rid != derive_record_id("org-2", RecordType.INCIDENT, "J1")
+    assert rid != derive_record_id("org-1", RecordType.RESIDENT, "J1")
+    assert rid != derive_record_id("org-1", RecordType.INCIDENT, "J2")
+    # Length prefixes make the encoding unambiguous: moving bytes between parts changes the id.
+    assert derive_record_id("org-1a", RecordType.INCIDENT, "b") != derive_record_id("org-1", RecordType.INCIDENT, "ab")
+    expected = hashlib.sha256(
+        b"ledger/record-id/v1\x00" + b"".join(len(p).to_bytes(4, "big") + p for p in (b"org-1", b"incident", b"J1"))
+    ).hexdigest()
+    assert rid == expected
+
+
+def test_record_id_must_match_its_parts() -> None:
+    with pytest.raises(ValidationError, match="record_id"):
+        record(record_id="0" * 64)
+
+
+def test_records_are_frozen_and_keyword_only() -> None:
+    r = record()
+    with pytest.raises(ValidationError):
+        r.owner_org = "someone-else"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Location("10")  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        record(unexpected="field")
+
+
+def test_occurred_at_is_aware_and_in_china_time() -> None:
+    r = record(occurred_at=datetime(2025, 3, 14, 0, 5, tzinfo=UTC))
+    assert r.to_json_dict()["occurred_at"] == "2025-03-14T08:05:00+08:00"
+    with pytest.raises(ValidationError):
+        record(occurred_at=datetime(2025, 3, 14, 8, 5))  # naive: refused
+
+
+def test_fingerprint_ignores_file_and_row_but_not_content() -> None:
+    base = record()
+    moved = record(source={"system": "police.incidents", "native_id": "J1", "file": "b.csv", "row": 99})
+    changed = record(attributes={"category": "诈骗"})
+    assert base.content_fingerprint() == moved.content_fingerprint()
+    assert base.content_fingerprint() != changed.content_fingerprint()
+    assert base.record_id == changed.record_id  # a new version of the same record
+
+
+def test_canonical_json_is_sorted_compact_utf8() -> None:
+    data = canonical_json(record())
+    text = data.decode("utf-8")
+    assert "清河社区" in text
+    assert "\\u" not in text
+    assert ": " not in text
+    assert ", " not in text
+    parsed = json.loads(text)
+    assert list(parsed) == sorted(parsed)
+    assert data == json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_id_number_pattern_enforced_in_subjects() -> None:
+    with pytest.raises(ValidationError):
+        Subject(role="x", id_number="51010719510124322")
+
+
+def test_blind_index() -> None:
+    key = b"k" * 32
+    normalised = normalise_id_number("510107510124322")  # 15 digits upgrade to the 18-digit form
+    assert normalised == normalise_id_number("５１０１０７１９５１０１２４３２２４")
+    index = blind_index(key, "id_number", normalised)
+    assert index == blind_index(key, "id_number", normalised)
+    assert index != blind_index(b"j" * 32, "id_number", normalised)
+    assert index != blind_index(key, "address", normalised)  # domain-separated per kind
+    message = b"ledger/blind-index/v1\x00" + b"".join(
+        len(p).to_bytes(4, "big") + p for p in (b"id_number", normalised.encode())
+    )
+    assert index == hmac.new(key, message, hashlib.sha256).hexdigest()
+    with pytest.raises(ValueError, match="key"):
+        blind_index(b"", "address", "x")
+
+
+def test_normalise_address() -> None:
+    police = Location(building="10", unit="1", room="1502", text="清河社区10幢1单元1502室")
+    registry = Location(building="10", unit="1", room="1502")
+    assert normalise_address(police) == normalise_address(registry) == "10-1-1502"
+    assert normalise_address("清河社区 10栋1单元１５０２室") == normalise_address("清河社区10幢1单元1502室")
+    assert normalise_address("东湖社区（7号楼）") == normalise_address("东湖社区7幢")
