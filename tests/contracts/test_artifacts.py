@@ -38,4 +38,5 @@ def test_drift_is_reported_when_a_source_changes(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(compiler, "contract_sources", edited)
     message = compiler.artifact_drift(load_artifacts())
-    assert message is not None and "make artifacts" in message
+    assert message is not None
+    assert "make artifacts" in message
