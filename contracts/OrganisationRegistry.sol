@@ -9,7 +9,8 @@ import {LedgerRoles} from "./libraries/LedgerRoles.sol";
 /// @title Organisation registry and role authority
 /// @notice See {IOrganisationRegistry}. Roles:
 /// - `DEFAULT_ADMIN_ROLE`: one holder, handed over in two steps (begin, then accept by the new admin;
-///   OpenZeppelin {AccessControlDefaultAdminRules}); grants and revokes the other roles.
+///   OpenZeppelin {AccessControlDefaultAdminRules}); grants and revokes the other roles. On accept,
+///   the new admin also takes the previous admin's `ORG_ADMIN_ROLE`.
 /// - `ORG_ADMIN_ROLE`: registers, suspends and reinstates organisations, changes signers and
 ///   communities, and may grant or revoke on an organisation's behalf (recorded as such).
 /// - `LOG_WRITER_ROLE`: anchors access-log tree heads (the gateway's log signer).
@@ -43,9 +44,8 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
         bytes32[] calldata communities,
         bytes calldata key
     ) external onlyRole(ORG_ADMIN_ROLE) {
-        if (orgId == bytes32(0) || kind == OrganisationKind.None || communities.length > _MAX_COMMUNITIES) {
-            revert OrganisationRegistryInvalidOrganisation(orgId);
-        }
+        if (orgId == bytes32(0) || kind == OrganisationKind.None) revert OrganisationRegistryInvalidOrganisation(orgId);
+        _requireCommunitiesFit(communities.length);
         if (_organisations[orgId].kind != OrganisationKind.None) revert OrganisationRegistryAlreadyRegistered(orgId);
         _requireSignerAvailable(signer);
         _requireValidKey(key);
@@ -91,7 +91,7 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     /// @inheritdoc IOrganisationRegistry
     function setCommunities(bytes32 orgId, bytes32[] calldata communities) external onlyRole(ORG_ADMIN_ROLE) {
         Organisation storage org = _existing(orgId);
-        if (communities.length > _MAX_COMMUNITIES) revert OrganisationRegistryInvalidOrganisation(orgId);
+        _requireCommunitiesFit(communities.length);
         org.communities = communities;
         emit OrganisationCommunitiesChanged(orgId, communities);
     }
@@ -168,7 +168,17 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
 
     /// @inheritdoc IOrganisationRegistry
     function organisationIdAt(uint256 index) external view returns (bytes32) {
+        if (index >= _organisationIds.length) revert OrganisationRegistryUnknownIndex(index);
         return _organisationIds[index];
+    }
+
+    /// @dev The organisation-admin role follows the default-admin role in a hand-over, so the previous
+    /// admin keeps no power to register, suspend or grant once the new admin has accepted.
+    function _acceptDefaultAdminTransfer() internal override {
+        address previous = defaultAdmin();
+        super._acceptDefaultAdminTransfer();
+        _revokeRole(ORG_ADMIN_ROLE, previous);
+        _grantRole(ORG_ADMIN_ROLE, defaultAdmin());
     }
 
     function _existing(bytes32 orgId) private view returns (Organisation storage org) {
@@ -179,6 +189,10 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     function _requireSignerAvailable(address signer) private view {
         bytes32 heldBy = _organisationOfSigner[signer];
         if (signer == address(0) || heldBy != bytes32(0)) revert OrganisationRegistrySignerUnavailable(signer, heldBy);
+    }
+
+    function _requireCommunitiesFit(uint256 length) private pure {
+        if (length > _MAX_COMMUNITIES) revert OrganisationRegistryTooManyCommunities(length, _MAX_COMMUNITIES);
     }
 
     function _requireValidKey(bytes calldata key) private pure {

@@ -13,8 +13,9 @@ contract RecordAnchors is IRecordAnchors {
 
     IOrganisationRegistry private immutable _registry;
 
-    mapping(bytes32 recordId => mapping(uint32 version => bytes32 leafHash)) private _anchoredLeaves;
-    mapping(bytes32 root => Batch) private _batches;
+    mapping(bytes32 ownerOrg => mapping(bytes32 recordId => mapping(uint32 version => bytes32 leafHash)))
+        private _anchoredLeaves;
+    mapping(bytes32 ownerOrg => mapping(bytes32 root => Batch)) private _batches;
     uint64 private _batchCount;
 
     /// @param organisationRegistry The registry that says which organisation a signer signs for.
@@ -33,18 +34,20 @@ contract RecordAnchors is IRecordAnchors {
         if (recordId == bytes32(0) || version == 0 || ciphertextHash == bytes32(0) || commitment == bytes32(0)) {
             revert RecordAnchorsInvalidAnchor();
         }
-        if (_anchoredLeaves[recordId][version] != bytes32(0)) revert RecordAnchorsAlreadyAnchored(recordId, version);
-        _anchoredLeaves[recordId][version] = _leafHash(recordId, version, ownerOrg, ciphertextHash, commitment);
+        mapping(uint32 => bytes32) storage versions = _anchoredLeaves[ownerOrg][recordId];
+        if (versions[version] != bytes32(0)) revert RecordAnchorsAlreadyAnchored(recordId, version);
+        versions[version] = _leafHash(recordId, version, ownerOrg, ciphertextHash, commitment);
         emit RecordAnchored(recordId, version, ownerOrg, ciphertextHash, commitment);
     }
 
     /// @inheritdoc IRecordAnchors
     function anchorBatch(bytes32 root, uint64 size, bytes32 manifestHash) external returns (uint64 sequence) {
         bytes32 ownerOrg = _callerOrganisation();
-        if (root == bytes32(0) || size == 0) revert RecordAnchorsInvalidAnchor();
-        if (_batches[root].size != 0) revert RecordAnchorsBatchAlreadyAnchored(root);
+        if (root == bytes32(0) || size == 0 || manifestHash == bytes32(0)) revert RecordAnchorsInvalidAnchor();
+        if (_batches[ownerOrg][root].size != 0) revert RecordAnchorsBatchAlreadyAnchored(root);
         sequence = ++_batchCount;
-        _batches[root] = Batch({ownerOrg: ownerOrg, size: size, blockNumber: uint64(block.number), sequence: sequence});
+        _batches[ownerOrg][root] =
+            Batch({ownerOrg: ownerOrg, size: size, blockNumber: uint64(block.number), sequence: sequence});
         emit BatchAnchored(sequence, ownerOrg, root, size, manifestHash);
     }
 
@@ -60,13 +63,13 @@ contract RecordAnchors is IRecordAnchors {
     }
 
     /// @inheritdoc IRecordAnchors
-    function anchoredLeaf(bytes32 recordId, uint32 version) external view returns (bytes32) {
-        return _anchoredLeaves[recordId][version];
+    function anchoredLeaf(bytes32 ownerOrg, bytes32 recordId, uint32 version) external view returns (bytes32) {
+        return _anchoredLeaves[ownerOrg][recordId][version];
     }
 
     /// @inheritdoc IRecordAnchors
-    function batch(bytes32 root) external view returns (Batch memory) {
-        return _batches[root];
+    function batch(bytes32 ownerOrg, bytes32 root) external view returns (Batch memory) {
+        return _batches[ownerOrg][root];
     }
 
     /// @inheritdoc IRecordAnchors
@@ -86,9 +89,9 @@ contract RecordAnchors is IRecordAnchors {
         bytes32[] calldata proof
     ) external view returns (bool) {
         bytes32 leaf = _leafHash(recordId, version, ownerOrg, ciphertextHash, commitment);
-        if (root == bytes32(0)) return _anchoredLeaves[recordId][version] == leaf;
-        Batch storage anchored = _batches[root];
-        if (anchored.size == 0 || anchored.ownerOrg != ownerOrg) return false;
+        if (root == bytes32(0)) return _anchoredLeaves[ownerOrg][recordId][version] == leaf;
+        Batch storage anchored = _batches[ownerOrg][root];
+        if (anchored.size == 0) return false;
         return RFC9162.verifyInclusion(leaf, index, anchored.size, proof, root);
     }
 

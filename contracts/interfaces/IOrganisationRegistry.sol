@@ -45,6 +45,10 @@ interface IOrganisationRegistry {
     error OrganisationRegistrySuspended(bytes32 orgId);
     /// @notice The organisation's suspension is already `suspended`.
     error OrganisationRegistrySuspensionUnchanged(bytes32 orgId, bool suspended);
+    /// @notice More than the allowed number of communities (`max`) was given.
+    error OrganisationRegistryTooManyCommunities(uint256 length, uint256 max);
+    /// @notice There is no `index`-th registered organisation.
+    error OrganisationRegistryUnknownIndex(uint256 index);
     /// @notice Key `index` does not exist for `orgId`.
     error OrganisationRegistryUnknownKey(bytes32 orgId, uint256 index);
 

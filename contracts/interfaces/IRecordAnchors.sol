@@ -9,8 +9,10 @@ pragma solidity ^0.8.24;
 /// @dev The leaf of a record version is
 /// `abi.encodePacked(uint8(1), recordId, uint32(version), ownerOrg, ciphertextHash, commitment)`
 /// (133 bytes), hashed as an RFC 9162 leaf: SHA-256(0x00 || leaf). Single anchors store that leaf
-/// hash; batches store their root. Per-record uniqueness inside batches is not enforced on chain
-/// (it would cost a storage slot per record): auditors check it from the batch manifests.
+/// hash; batches store their root. Both are kept per owner organisation, so no other organisation can
+/// pre-empt ("squat") an owner's record id, version or root. Per-record uniqueness inside batches is
+/// not enforced on chain (it would cost a storage slot per record): auditors check it from the batch
+/// manifests, whose hash every batch anchor names.
 interface IRecordAnchors {
     /// @notice A batch as stored.
     struct Batch {
@@ -24,11 +26,11 @@ interface IRecordAnchors {
     error RecordAnchorsUnknownSigner(address caller);
     /// @notice The organisation `orgId` is suspended and cannot anchor.
     error RecordAnchorsOrganisationSuspended(bytes32 orgId);
-    /// @notice Version `version` of `recordId` is already anchored.
+    /// @notice Version `version` of `recordId` is already anchored by this owner.
     error RecordAnchorsAlreadyAnchored(bytes32 recordId, uint32 version);
-    /// @notice A batch with this root is already anchored.
+    /// @notice This owner already anchored a batch with this root.
     error RecordAnchorsBatchAlreadyAnchored(bytes32 root);
-    /// @notice A hash, id or root is zero, a version is zero, or a batch is empty.
+    /// @notice A hash, id, root or manifest hash is zero, a version is zero, or a batch is empty.
     error RecordAnchorsInvalidAnchor();
 
     /// @notice A record version was anchored on its own.
@@ -57,11 +59,11 @@ interface IRecordAnchors {
         bytes32 commitment
     ) external pure returns (bytes32);
 
-    /// @notice The leaf hash anchored on its own for `recordId` `version`, or zero.
-    function anchoredLeaf(bytes32 recordId, uint32 version) external view returns (bytes32);
+    /// @notice The leaf hash `ownerOrg` anchored on its own for `recordId` `version`, or zero.
+    function anchoredLeaf(bytes32 ownerOrg, bytes32 recordId, uint32 version) external view returns (bytes32);
 
-    /// @notice The batch anchored with `root` (size 0 when none).
-    function batch(bytes32 root) external view returns (Batch memory);
+    /// @notice The batch `ownerOrg` anchored with `root` (size 0 when none).
+    function batch(bytes32 ownerOrg, bytes32 root) external view returns (Batch memory);
 
     /// @notice Number of batches anchored.
     function batchCount() external view returns (uint64);

@@ -59,7 +59,7 @@ class AnchoringSettings:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class AnchoringWorker:

@@ -24,7 +24,7 @@ from ledger_api.chain.transactor import GasPricing
 
 _ANCHOR_BATCH = keccak(text="anchorBatch(bytes32,uint64,bytes32)")[:4]
 _ANCHOR_RECORD = keccak(text="anchorRecord(bytes32,uint32,bytes32,bytes32)")[:4]
-_BATCH = keccak(text="batch(bytes32)")[:4]
+_BATCH = keccak(text="batch(bytes32,bytes32)")[:4]
 # EIP-1559 / geth txpool: a replacement must pay at least 10% more; 12.5% leaves headroom.
 _REPLACEMENT_BUMP_PERCENT = 125
 
@@ -77,6 +77,7 @@ class AnchorWriter:
         *,
         rpc: JsonRpc,
         signer: LocalAccount,
+        owner_org: str,
         records_address: str,
         chain_id: int,
         gas_limit: int = 200_000,
@@ -84,6 +85,7 @@ class AnchorWriter:
     ) -> None:
         self._rpc = rpc
         self._signer = signer
+        self._owner = owner_org.encode("ascii").ljust(32, b"\x00")
         self._records = records_address
         self._chain_id = chain_id
         self._gas_limit = gas_limit
@@ -159,8 +161,8 @@ class AnchorWriter:
         return self._rpc.receipt(tx_hash)
 
     def anchored_batch(self, root: bytes) -> AnchoredBatch | None:
-        """The batch anchored under ``root`` as the chain holds it now, or None."""
-        raw = self._rpc.eth_call(self._records, _BATCH + abi_encode(["bytes32"], [root]))
+        """The batch this signer's organisation anchored under ``root``, as the chain holds it now, or None."""
+        raw = self._rpc.eth_call(self._records, _BATCH + abi_encode(["bytes32", "bytes32"], [self._owner, root]))
         owner, size, block_number, _sequence = abi_decode(["bytes32", "uint64", "uint64", "uint64"], raw)
         if size == 0:
             return None

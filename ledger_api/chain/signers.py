@@ -64,3 +64,46 @@ def write_keystore(account: LocalAccount, *, path: Path, password: str) -> Path:
     path.write_text(json.dumps(Account.encrypt(account.key, password)), encoding="utf-8")
     path.chmod(0o600)
     return path
+
+
+class SignerStore:
+    """The gateway's custody of organisations' transaction signers: one Web3 Secret Storage file each.
+
+    The gateway anchors an organisation's records with that organisation's own signer (only the
+    owner's signer may anchor, see ``RecordAnchors``), so it keeps the keys encrypted at rest under the
+    gateway's master secret.
+    """
+
+    def __init__(self, *, directory: Path, password: str) -> None:
+        self._directory = directory
+        self._password = password
+
+    def _path(self, org_id: str) -> Path:
+        return self._directory / f"{org_id.encode().hex()}.json"
+
+    def put(self, org_id: str, account: LocalAccount) -> Path:
+        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(org_id)
+        tmp = path.with_suffix(".tmp")
+        # PBKDF2 with 200k iterations: opening every signer at start-up stays well under a second each.
+        encrypted = Account.encrypt(account.key, self._password, kdf="pbkdf2", iterations=200_000)
+        tmp.write_text(json.dumps({"org_id": org_id, "keystore": encrypted}), encoding="utf-8")
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+        return path
+
+    def get(self, org_id: str) -> LocalAccount | None:
+        path = self._path(org_id)
+        if not path.is_file():
+            return None
+        document = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            account: LocalAccount = Account.from_key(Account.decrypt(document["keystore"], self._password))
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot open the signer of {org_id}: {exc}") from None
+        return account
+
+    def org_ids(self) -> list[str]:
+        if not self._directory.is_dir():
+            return []
+        return sorted(json.loads(p.read_text(encoding="utf-8"))["org_id"] for p in self._directory.glob("*.json"))

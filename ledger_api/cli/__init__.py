@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ledger_api import __version__
-from ledger_api.cli import admin_commands, chain_commands, demo
+from ledger_api.cli import admin_commands, chain_commands, demo, gateway_commands, import_commands
 from ledger_api.errors import LedgerError
 
-COMMAND_MODULES = (chain_commands, admin_commands, demo)
+COMMAND_MODULES = (chain_commands, admin_commands, gateway_commands, import_commands, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"ledger: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`ledger … | head`): not an error of ours; stop quietly.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("ledger: interrupted", file=sys.stderr)
         return 130

@@ -26,7 +26,11 @@ def register(commands: Any) -> None:
     reg.add_argument("--kind", required=True, choices=OrganisationKind.names())
     reg.add_argument("--signer", required=True, metavar="ADDRESS", help="address that signs for the organisation")
     reg.add_argument("--communities", default="", help="comma-separated community codes")
-    reg.add_argument("--public-key", required=True, metavar="HEX", help="HPKE public key: kem id (2 bytes) || key")
+    reg.add_argument(
+        "--public-key",
+        metavar="HEX",
+        help="HPKE public key: kem id (2 bytes) || key (default: the key `ledger enrol` made for it)",
+    )
     reg.set_defaults(handler=run_org_register)
 
     for name, help_text, handler in [
@@ -113,10 +117,21 @@ def run_org_register(args: argparse.Namespace) -> int:
         kind=OrganisationKind.parse(args.kind),
         org_signer=args.signer,
         communities=_split(args.communities),
-        public_key=_hex(args.public_key, "--public-key"),
+        public_key=_hex(args.public_key, "--public-key") if args.public_key else _enrolled_key(ctx, args.org_id),
     )
     print(f"registered {args.org_id} ({args.kind}) with signer {args.signer}")
     return 0
+
+
+def _enrolled_key(ctx: CliContext, org_id: str) -> bytes:
+    from ledger_api.crypto.keystore import OrgKeystore
+    from ledger_api.gateway.services import master_secret
+
+    secret = master_secret(ctx.settings, chain_id=ctx.transactor.chain_id)
+    keystore = OrgKeystore.open(ctx.settings.keystore_dir, master_secret=secret, demo=True)
+    if org_id not in keystore.org_ids():
+        raise ConfigurationError(f"no --public-key given and {org_id} is not enrolled: run `ledger enrol {org_id}`")
+    return keystore.current(org_id)[1]
 
 
 def run_org_suspend(args: argparse.Namespace) -> int:

@@ -8,61 +8,18 @@ elderly care, lists, revokes, lists again, and stops what it started. Safe to re
 from __future__ import annotations
 
 import argparse
-import hashlib
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from ledger_api.admin.policy import Policy, apply, plan
-from ledger_api.chain.deploy import ensure_deployed
 from ledger_api.chain.devnet import dev_account
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
 from ledger_api.cli.context import CliContext
-
-#: HPKE KEM id of DHKEM(X25519, HKDF-SHA256), RFC 9180 §7.1.
-KEM_X25519 = b"\x00\x20"
-
-COMMUNITY_A = "330102001"  # 翠苑一区
-COMMUNITY_B = "330102002"  # 翠苑二区
-DEMO_ORGS = (
-    # id, kind, dev account index, communities
-    ("PS-XIHU-01", "police", 1, [COMMUNITY_A, COMMUNITY_B]),
-    ("PM-LVCHENG-01", "property", 2, [COMMUNITY_A]),
-    ("CM-CUIYUAN-01", "committee", 3, [COMMUNITY_B]),
-)
-GATEWAY_ACCOUNT_INDEX = 4
+from ledger_api.provision import COMMUNITY_B, provision
 
 
 def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="run the end-to-end story on the local devnet and tidy up")
     demo.set_defaults(handler=run_demo)
-
-
-def demo_public_key(org_id: str) -> bytes:
-    """A fixed X25519 HPKE public key per demo organisation, so re-runs find nothing to change."""
-    seed = hashlib.sha256(f"ledger-demo-hpke:{org_id}".encode()).digest()
-    public = X25519PrivateKey.from_private_bytes(seed).public_key()
-    return KEM_X25519 + public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def demo_policy() -> Policy:
-    return Policy.from_document(
-        {
-            "organisations": [
-                {
-                    "id": org_id,
-                    "kind": kind,
-                    "signer": dev_account(index).address,
-                    "communities": communities,
-                    "public_key": demo_public_key(org_id).hex(),
-                }
-                for org_id, kind, index, communities in DEMO_ORGS
-            ]
-        },
-        source="demo policy",
-    )
 
 
 def step(number: int, text: str) -> None:
@@ -90,29 +47,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _story(ctx: CliContext) -> None:
-    admin = dev_account(0)
-    step(2, "Contracts")
-    deployment, reused = ensure_deployed(
-        transactor=ctx.transactor,
-        store=ctx.deployments,
-        admin=admin,
-        log_writer=dev_account(GATEWAY_ACCOUNT_INDEX).address,
-    )
+    step(2, "Contracts and organisations: a police station, a property company, a neighbourhood committee")
+    provisioned = provision(settings=ctx.settings, transactor=ctx.transactor, issue_api_keys=False)
+    deployment = provisioned.deployment
     print(
-        f"    {'reused' if reused else 'deployed'}: " + ", ".join(f"{k} {v}" for k, v in deployment.addresses.items())
+        f"    {'deployed' if provisioned.deployed_now else 'reused'}: "
+        + ", ".join(f"{k} {v}" for k, v in deployment.addresses.items())
     )
     print(f"    check: {ctx.deployments.path(deployment.chain_id)}")
+    for action in provisioned.actions or ("nothing to change: already registered",):
+        print(f"    + {action}")
     chain = ctx.chain
-
-    step(3, "Organisations: a police station, a property company, a neighbourhood committee, two communities")
-    organisation_plan = plan(demo_policy(), chain)
-    print(organisation_plan.render())
-    apply(organisation_plan, chain, admin, echo=lambda line: print("  " + line))
     for org in chain.organisations():
         print(f"    {org.org_id:<14} {org.kind.name.lower():<10} communities {','.join(org.communities)}")
     print("    check: ledger org list")
 
-    step(4, "Grant: the committee may read police incidents in its community, for elderly care, for 30 days")
+    step(3, "Grant: the committee may read police incidents in its community, for elderly care, for 30 days")
     police = dev_account(1)
     now = chain.latest_timestamp()
     spec = GrantSpec(
@@ -130,11 +80,11 @@ def _story(ctx: CliContext) -> None:
         f"tx {receipt['transactionHash'].hex()}"
     )
 
-    step(5, "Grants as the chain holds them")
+    step(4, "Grants as the chain holds them")
     _print_grants(chain, now=chain.latest_timestamp())
     print("    check: ledger grants list --all")
 
-    step(6, f"Revoke grant #{grant_id} (the police station withdraws access)")
+    step(5, f"Revoke grant #{grant_id} (the police station withdraws access)")
     chain.revoke_grant(signer=police, grant_id=grant_id)
     grant = chain.grant(grant_id)
     print(f"    revoked in block {grant.revoked_block}; reads under it stop at once")

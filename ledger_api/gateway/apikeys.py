@@ -42,7 +42,7 @@ def issue_key(engine: Engine, *, org_id: str, label: str = "") -> IssuedKey:
                 org_id=org_id,
                 secret_sha256=_digest(secret),
                 label=label,
-                created_at=datetime.now(UTC).replace(tzinfo=None),
+                created_at=datetime.now(UTC),
             )
         )
         session.commit()
@@ -54,7 +54,7 @@ def revoke_key(engine: Engine, *, key_id: str) -> bool:
         key = session.get(ApiKey, key_id)
         if key is None or key.revoked_at is not None:
             return False
-        key.revoked_at = datetime.now(UTC).replace(tzinfo=None)
+        key.revoked_at = datetime.now(UTC)
         session.add(key)
         session.commit()
         return True

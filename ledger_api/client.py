@@ -1,0 +1,81 @@
+"""A thin Python client of the gateway's HTTP API, for department systems and the ``ledger`` CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from adapters.canonical import CanonicalRecord
+from ledger_api.errors import LedgerError
+
+
+class GatewayClientError(LedgerError):
+    """The gateway answered with a problem (RFC 9457); ``problem`` holds its body."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        detail = problem.get("detail") or problem.get("title") or "error"
+        errors = problem.get("errors") or []
+        first = f"; first: {errors[0]}" if errors else ""
+        super().__init__(f"gateway answered {status}: {detail}{first}")
+
+
+class GatewayClient:
+    def __init__(self, *, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/v1",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout_s,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"detail": response.text[:200]}
+            raise GatewayClientError(response.status_code, body if isinstance(body, dict) else {"detail": body})
+        return response.json()
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LedgerError(f"cannot reach the gateway at {self._http.base_url}: {exc}") from exc
+        return self._check(response)
+
+    def whoami(self) -> str:
+        return str(self._request("GET", "/me")["org_id"])
+
+    def push(self, records: Sequence[CanonicalRecord]) -> dict[str, Any]:
+        body = {"records": [r.to_json_dict() for r in records]}
+        result: dict[str, Any] = self._request("POST", "/records", json=body)
+        return result
+
+    def status(self, record_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/records/{record_id}/status")
+        return result
+
+    def import_file(
+        self, adapter: str, data: bytes, *, file_name: str, community: str, **params: str
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "POST",
+            f"/import/{adapter}",
+            content=data,
+            params={"file_name": file_name, "community": community, **params},
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return result

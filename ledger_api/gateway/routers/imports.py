@@ -1,0 +1,72 @@
+"""``/v1/import/{adapter}``: a department uploads its raw export; the gateway parses and stores it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from adapters import ImportContext, import_file
+from adapters.canonical import CanonicalRecord
+from adapters.errors import AdapterError, UnknownAdapterError
+from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.problems import InvalidRecord, NotFound
+from ledger_api.gateway.services import GatewayServices
+
+router = APIRouter(tags=["import"])
+
+
+@router.post(
+    "/import/{adapter}",
+    summary="Import a raw department export file through an adapter",
+    description="The body is the file itself (any content type). Returns the import report: rows, valid, "
+    "duplicates (native ids) and bad rows (row, native id, reason). Importing the same file twice creates "
+    "nothing new.",
+    responses={404: {"description": "Unknown adapter"}, 422: {"description": "The file cannot be read"}},
+)
+async def import_export(
+    request: Request,
+    org_id: CurrentOrg,
+    services: Services,
+    adapter: Annotated[str, Path(pattern=r"^[a-z_]+\.[a-z_]+$")],
+    community: Annotated[str, Query(min_length=1, max_length=32, description="Community code for rows naming none")],
+    file_name: Annotated[str, Query(min_length=1, max_length=200)] = "upload",
+    as_of: Annotated[dt.datetime | None, Query(description="Time a snapshot export describes")] = None,
+) -> dict[str, Any]:
+    # Spool the body (bounded by the size limit) so adapters can read it as a file, in constant memory.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed below
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        return await run_in_threadpool(_import, services, org_id, adapter, spool, file_name, community, as_of)
+    finally:
+        spool.close()
+
+
+def _import(
+    services: GatewayServices,
+    org_id: str,
+    adapter: str,
+    stream: Any,
+    file_name: str,
+    community: str,
+    as_of: dt.datetime | None,
+) -> dict[str, Any]:
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    context = ImportContext(owner_org=org_id, community_code=community, file_name=file_name, as_of=as_of)
+
+    def sink(records: list[CanonicalRecord]) -> None:
+        services.ingest.push(org_id=org_id, records=records)
+
+    try:
+        report = import_file(stream, adapter, context=context, sink=sink)
+    except UnknownAdapterError as exc:
+        raise NotFound(str(exc)) from exc
+    except AdapterError as exc:
+        raise InvalidRecord(f"{file_name}: {exc}") from exc
+    return report.to_json_dict()

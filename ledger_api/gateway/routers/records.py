@@ -1,0 +1,92 @@
+"""``/v1/records``: push canonical records; see what became of them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from sqlmodel import Session, col, select
+
+from adapters.canonical import CanonicalRecord, record_json_schema
+from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable
+from ledger_api.gateway.schemas import PushBatch, PushedRecord, PushResponse, RecordStatus
+from ledger_api.index.models import AnchorBatch, RecordVersion
+from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, VersionConflict
+
+router = APIRouter(tags=["records"])
+
+RecordId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="64 hex digits")]
+
+
+@router.post(
+    "/records",
+    status_code=202,
+    response_model=PushResponse,
+    summary="Push one record or a batch",
+    responses={
+        401: {"description": "No or invalid API key"},
+        413: {"description": "Body over the size limit"},
+        422: {"description": "A record is invalid; nothing was stored"},
+    },
+)
+def push_records(
+    org_id: CurrentOrg,
+    services: Services,
+    body: Annotated[CanonicalRecord | PushBatch, Body(description="A canonical record, or {records: [...]}")],
+) -> PushResponse:
+    records = body.records if isinstance(body, PushBatch) else [body]
+    if len(records) > services.settings.max_batch_records:
+        raise InvalidRecord(f"at most {services.settings.max_batch_records} records per request, got {len(records)}")
+    try:
+        outcomes = services.ingest.push(org_id=org_id, records=records)
+    except OrganisationNotEnrolled as exc:
+        raise Unavailable(str(exc)) from exc
+    except VersionConflict as exc:
+        raise Conflict(str(exc)) from exc
+    except IngestError as exc:
+        raise InvalidRecord(str(exc), errors=exc.errors) from exc
+    return PushResponse(
+        accepted=len(records),
+        stored=sum(o.status != "unchanged" for o in outcomes),
+        records=[PushedRecord(record_id=o.record_id, version=o.version, status=o.status) for o in outcomes],
+    )
+
+
+@router.get(
+    "/records/{record_id}/status",
+    response_model=RecordStatus,
+    summary="Pending or anchored, with the transaction and block",
+    responses={404: {"description": "No such record visible to the caller"}},
+)
+def record_status(record_id: RecordId, org_id: CurrentOrg, services: Services) -> RecordStatus:
+    with Session(services.engine) as session:
+        row = session.exec(
+            select(RecordVersion, AnchorBatch)
+            .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
+            .where(col(RecordVersion.record_id) == record_id, col(RecordVersion.owner_org) == org_id)
+            .order_by(col(RecordVersion.version).desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        # Another organisation's record answers exactly like a missing one.
+        raise NotFound(f"no record {record_id}")
+    version, batch = row
+    anchored = batch is not None and batch.state == "anchored"
+    return RecordStatus(
+        record_id=version.record_id,
+        version=version.version,
+        state="anchored" if anchored else "pending",
+        ciphertext_hash=version.blob_key,
+        commitment=version.commitment,
+        batch_root=batch.root if batch else None,
+        leaf_index=version.leaf_index,
+        batch_size=batch.size if batch else None,
+        transaction=batch.tx_hash if anchored and batch else None,
+        block_number=batch.block_number if anchored and batch else None,
+    )
+
+
+@router.get("/schema/record", summary="The canonical record JSON Schema", tags=["schema"])
+def canonical_schema() -> dict[str, object]:
+    return record_json_schema()
