@@ -30,7 +30,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from adapters.parsing.ids import normalise_id_number as _normalise_id_number
 from adapters.parsing.location import normalise_address_text
@@ -160,7 +170,21 @@ class CanonicalRecord(BaseModel):
     def _check_record_id(self) -> CanonicalRecord:
         expected = derive_record_id(self.owner_org, self.record_type, self.source.native_id)
         if self.record_id != expected:
-            raise ValueError("record_id does not match derive_record_id(owner_org, record_type, native_id)")
+            # Raised as a field error so that callers can point at `record_id`, not at the whole record.
+            raise ValidationError.from_exception_data(
+                "CanonicalRecord",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "record_id_mismatch",
+                            "record_id does not match derive_record_id(owner_org, record_type, native_id) = {expected}",
+                            {"expected": expected},
+                        ),
+                        loc=("record_id",),
+                        input=self.record_id,
+                    )
+                ],
+            )
         return self
 
     def to_json_dict(self) -> dict[str, Any]:

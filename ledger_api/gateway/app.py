@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
+from adapters.canonical import CanonicalRecord
 from ledger_api import __version__
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
 from ledger_api.gateway.routers import health, identity, imports, records
+from ledger_api.gateway.schemas import PushBatch
 from ledger_api.gateway.services import GatewayServices
 
 API_PREFIX = "/v1"
@@ -43,4 +46,26 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
     app.include_router(records.router, prefix=API_PREFIX)
     app.include_router(imports.router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
+    _publish_body_schemas(app)
     return app
+
+
+def _publish_body_schemas(app: FastAPI) -> None:
+    """Put the models that request bodies reference by hand into the OpenAPI components."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = default_openapi()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in (CanonicalRecord, PushBatch):
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(definition.pop("$defs", {}))
+            definition.pop("$schema", None)
+            definition.pop("$id", None)
+            schemas[model.__name__] = definition
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Path, Request
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import CanonicalRecord, record_json_schema
 from ledger_api.gateway.deps import CurrentOrg, Services
 from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable
-from ledger_api.gateway.schemas import PushBatch, PushedRecord, PushResponse, RecordStatus
+from ledger_api.gateway.schemas import PushedRecord, PushResponse, RecordStatus
+from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
 from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, VersionConflict
 
@@ -19,23 +23,63 @@ router = APIRouter(tags=["records"])
 RecordId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="64 hex digits")]
 
 
+PUSH_BODY_SCHEMA = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/CanonicalRecord"},
+        {"$ref": "#/components/schemas/PushBatch"},
+    ]
+}
+
+
+def parse_push_body(raw: bytes) -> list[CanonicalRecord]:
+    """One canonical record, or ``{"records": [...]}``; every invalid record is named by index and field."""
+    try:
+        document: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRecord(f"the body is not JSON: {exc}") from exc
+    if isinstance(document, dict) and "records" in document and set(document) == {"records"}:
+        items = document["records"]
+        if not isinstance(items, list) or not items:
+            raise InvalidRecord("'records' must be a non-empty list of canonical records")
+    elif isinstance(document, dict):
+        items = [document]
+    else:
+        raise InvalidRecord('the body must be a canonical record or an object {"records": [...]}')
+    records: list[CanonicalRecord] = []
+    errors: list[dict[str, object]] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(CanonicalRecord.model_validate(item))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in error["loc"]) or "record"
+                errors.append({"index": index, "field": field, "message": error["msg"]})
+    if errors:
+        bad = len({e["index"] for e in errors})
+        raise InvalidRecord(f"{bad} of {len(items)} record(s) invalid; nothing was stored", errors=errors)
+    return records
+
+
 @router.post(
     "/records",
     status_code=202,
     response_model=PushResponse,
     summary="Push one record or a batch",
+    description='The body is one canonical record (schema: `GET /v1/schema/record`) or `{"records": [...]}`. '
+    "The answer comes once the ciphertext is durable and the record is queued for anchoring.",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": PUSH_BODY_SCHEMA}}}},
     responses={
         401: {"description": "No or invalid API key"},
         413: {"description": "Body over the size limit"},
         422: {"description": "A record is invalid; nothing was stored"},
     },
 )
-def push_records(
-    org_id: CurrentOrg,
-    services: Services,
-    body: Annotated[CanonicalRecord | PushBatch, Body(description="A canonical record, or {records: [...]}")],
-) -> PushResponse:
-    records = body.records if isinstance(body, PushBatch) else [body]
+async def push_records(request: Request, org_id: CurrentOrg, services: Services) -> PushResponse:
+    records = parse_push_body(await request.body())
+    return await run_in_threadpool(_push, services, org_id, records)
+
+
+def _push(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> PushResponse:
     if len(records) > services.settings.max_batch_records:
         raise InvalidRecord(f"at most {services.settings.max_batch_records} records per request, got {len(records)}")
     try:

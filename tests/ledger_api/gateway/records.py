@@ -1,0 +1,28 @@
+"""Canonical records for gateway tests, made by the real adapters from the shared samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters import ImportContext, import_file
+from adapters.canonical import CanonicalRecord
+from tests.conftest import SHARED_DIR
+
+SAMPLES = {
+    "police.incidents": "police/incidents_2025Q1.csv",
+    "property.access_events": "property/access_events.jsonl",
+    "committee.hazard_reports": "committee/hazard_reports.json",
+}
+
+
+def sample_records(adapter: str, owner_org: str, *, limit: int | None = None) -> list[CanonicalRecord]:
+    records: list[CanonicalRecord] = []
+    path = Path(SHARED_DIR / "samples" / SAMPLES[adapter])
+    import_file(
+        path, adapter, context=ImportContext(owner_org=owner_org, community_code="330102001"), sink=records.extend
+    )
+    return records[:limit] if limit else records
+
+
+def payload(records: list[CanonicalRecord]) -> dict[str, object]:
+    return {"records": [r.to_json_dict() for r in records]}
