@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 from ledger_api.cli.context import CliContext, add_chain_options
@@ -32,6 +33,11 @@ def register(commands: Any) -> None:
     )
     enrol.add_argument("--json", action="store_true")
     enrol.set_defaults(handler=run_enrol)
+
+    reindex = commands.add_parser("reindex", help="rebuild the gateway index from chain events and blob storage")
+    add_chain_options(reindex)
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(handler=run_reindex)
 
     apikey = commands.add_parser("apikey", help="API keys of department systems")
     actions = apikey.add_subparsers(dest="apikey_action", metavar="ACTION", required=True)
@@ -147,4 +153,33 @@ def run_apikey_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(f"{row['key_id']}  {row['org_id']:<16} {'revoked' if row['revoked'] else 'active':<8} {row['label']}")
+    return 0
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    from ledger_api.gateway.services import GatewayServices
+    from ledger_api.records.reindex import reindex
+
+    ctx = CliContext.from_args(args)
+    services = GatewayServices.from_settings(ctx.settings.model_copy(update={"rpc_url": ctx.rpc_url}))
+    try:
+        report = reindex(
+            engine=services.engine,
+            blobs=services.blobs,
+            keystore=services.keystore,
+            rpc=services.rpc,
+            deployment=services.deployment,
+            progress=lambda message: print(f"reindex: {message}", file=sys.stderr),
+        )
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(report.__dict__, default=list))
+    else:
+        print(
+            f"reindexed {report.anchored_records} anchored record versions in {report.batches} batches, "
+            f"{report.pending_records} waiting to be anchored"
+        )
+        for reason in report.skipped:
+            print(f"  skipped: {reason}")
     return 0

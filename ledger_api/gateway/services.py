@@ -92,13 +92,20 @@ class GatewayServices:
         )
 
     def start(self) -> None:
+        """Start the anchoring worker (again, after a stop)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="anchoring", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop the anchoring worker; the services stay usable."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+    def close(self) -> None:
+        self.stop()
         self.rpc.close()
+        self.engine.dispose()

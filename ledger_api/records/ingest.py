@@ -70,6 +70,25 @@ class _Planned:
     fingerprint: str
 
 
+def subject_links(consortium_key: bytes, records: Sequence[CanonicalRecord]) -> list[dict[str, str]]:
+    """Keyed blind indexes of each record's subjects' ID numbers and of its address (no plaintext)."""
+    links: dict[tuple[str, str], dict[str, str]] = {}
+    for record in records:
+        for subject in record.subjects:
+            if subject.id_number:
+                index = blind_index(consortium_key, "id_number", normalise_id_number(subject.id_number))
+                links[(index, record.record_id)] = {
+                    "blind_index": index,
+                    "kind": "id_number",
+                    "record_id": record.record_id,
+                }
+        address = normalise_address(record.location)
+        if address:
+            index = blind_index(consortium_key, "address", address)
+            links[(index, record.record_id)] = {"blind_index": index, "kind": "address", "record_id": record.record_id}
+    return list(links.values())
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -205,7 +224,7 @@ class IngestService:
             ]
             connection = session.connection()
             connection.execute(insert(RecordVersion), rows)
-            links = self._subject_links(planned)
+            links = subject_links(self._consortium_key, [p.record for p in planned])
             if links:
                 existing = self._existing_links(session, links)
                 fresh = [link for link in links if (link["blind_index"], link["record_id"]) not in existing]
@@ -213,28 +232,6 @@ class IngestService:
                     connection.execute(insert(SubjectLink), fresh)
             session.commit()
         return outcomes
-
-    def _subject_links(self, planned: Sequence[_Planned]) -> list[dict[str, str]]:
-        links: dict[tuple[str, str], dict[str, str]] = {}
-        for p in planned:
-            record = p.record
-            for subject in record.subjects:
-                if subject.id_number:
-                    index = blind_index(self._consortium_key, "id_number", normalise_id_number(subject.id_number))
-                    links[(index, record.record_id)] = {
-                        "blind_index": index,
-                        "kind": "id_number",
-                        "record_id": record.record_id,
-                    }
-            address = normalise_address(record.location)
-            if address:
-                index = blind_index(self._consortium_key, "address", address)
-                links[(index, record.record_id)] = {
-                    "blind_index": index,
-                    "kind": "address",
-                    "record_id": record.record_id,
-                }
-        return list(links.values())
 
     @staticmethod
     def _existing_links(session: Session, links: Sequence[dict[str, str]]) -> set[tuple[str, str]]:

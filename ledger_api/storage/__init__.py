@@ -9,8 +9,9 @@ Choosing a backend with one setting: :func:`blob_store_from_settings` takes a UR
 
 ``/var/lib/ledger/blobs``, ``relative/dir`` or ``file:///var/lib/ledger/blobs``
     Local directory (created if missing). Query options for ``file:`` URLs: ``fanout`` (directory
-    levels of two hex characters, default 2) and ``barrier`` (``fsync``, the default, or ``syncfs``;
-    see :mod:`ledger_api.storage.local`). Example: ``file:///srv/blobs?fanout=2&barrier=syncfs``.
+    levels of two hex characters, default 2) and ``barrier`` (``syncfs`` or ``fsync``; the default
+    depends on the platform, see :mod:`ledger_api.storage.local`).
+    Example: ``file:///srv/blobs?fanout=2&barrier=fsync``.
 
 ``s3://BUCKET/PREFIX?endpoint=URL&region=REGION``
     S3-compatible bucket. ``PREFIX`` defaults to ``blobs/`` when the URL has no path; ``endpoint``
@@ -94,8 +95,8 @@ def _local_from_url(netloc: str, path: str, query: Mapping[str, str], url: str) 
         fanout = int(query.get("fanout", "2"))
     except ValueError:
         raise ConfigurationError(f"fanout in {url!r} must be an integer") from None
-    barrier = query.get("barrier", "fsync")
-    if barrier not in BARRIERS:
+    barrier = query.get("barrier")
+    if barrier is not None and barrier not in BARRIERS:
         raise ConfigurationError(f"barrier in {url!r} must be one of {', '.join(BARRIERS)}")
     try:
         return LocalBlobStore(root=Path(unquote(path)), fanout=fanout, barrier=barrier)
