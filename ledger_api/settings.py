@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(default=5000, ge=1)
     anchor_batch_max: int = Field(default=2000, ge=1)
     anchor_max_wait_s: float = Field(default=1.0, gt=0)
-    hybrid_pq_record_types: tuple[str, ...] = Field(
-        default=(), description="Record types whose data keys are wrapped with ML-KEM-768 + X25519."
+    hpke_suite: Literal["x25519", "mlkem768-x25519"] = Field(
+        default="x25519",
+        description="Suite of new organisation keys; the ML-KEM-768 + X25519 hybrid protects long-lived "
+        "sensitive records against a future quantum adversary.",
     )
 
     @cached_property

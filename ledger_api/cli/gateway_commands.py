@@ -28,8 +28,8 @@ def register(commands: Any) -> None:
     enrol.add_argument(
         "--suite",
         choices=("x25519", "mlkem768-x25519"),
-        default="x25519",
-        help="HPKE suite of a new key (the hybrid post-quantum one for long-lived sensitive data)",
+        default=None,
+        help="HPKE suite of a new key (default LEDGER_HPKE_SUITE; the hybrid one for long-lived sensitive data)",
     )
     enrol.add_argument("--json", action="store_true")
     enrol.set_defaults(handler=run_enrol)
@@ -38,6 +38,16 @@ def register(commands: Any) -> None:
     add_chain_options(reindex)
     reindex.add_argument("--json", action="store_true")
     reindex.set_defaults(handler=run_reindex)
+
+    keys = commands.add_parser("keys", help="organisation encryption keys held by the gateway")
+    key_actions = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
+    rotate = key_actions.add_parser(
+        "rotate", help="new HPKE key for an organisation, published on chain by its own signer"
+    )
+    add_chain_options(rotate)
+    rotate.add_argument("org_id")
+    rotate.add_argument("--suite", choices=("x25519", "mlkem768-x25519"), default=None)
+    rotate.set_defaults(handler=run_keys_rotate)
 
     apikey = commands.add_parser("apikey", help="API keys of department systems")
     actions = apikey.add_subparsers(dest="apikey_action", metavar="ACTION", required=True)
@@ -80,7 +90,6 @@ def _engine(ctx: CliContext) -> Any:
 
 def run_enrol(args: argparse.Namespace) -> int:
     from ledger_api.chain.signers import SignerStore
-    from ledger_api.crypto.hpke import HpkeSuite
     from ledger_api.crypto.keystore import OrgKeystore
     from ledger_api.gateway.services import master_secret
 
@@ -91,8 +100,7 @@ def run_enrol(args: argparse.Namespace) -> int:
     if existing:
         key_index, public_key = keystore.current(args.org_id)
     else:
-        suite = HpkeSuite.MLKEM768_X25519 if args.suite == "mlkem768-x25519" else HpkeSuite.X25519
-        key_index, public_key = keystore.generate(args.org_id, suite)
+        key_index, public_key = keystore.generate(args.org_id, _suite(args.suite or ctx.settings.hpke_suite))
     signer_address = None
     if args.signer_key_env:
         from eth_account import Account
@@ -182,4 +190,24 @@ def run_reindex(args: argparse.Namespace) -> int:
         )
         for reason in report.skipped:
             print(f"  skipped: {reason}")
+    return 0
+
+
+def _suite(name: str) -> Any:
+    from ledger_api.crypto.hpke import HpkeSuite
+
+    return HpkeSuite.MLKEM768_X25519 if name == "mlkem768-x25519" else HpkeSuite.X25519
+
+
+def run_keys_rotate(args: argparse.Namespace) -> int:
+    from ledger_api.records.keys import rotate_organisation_key
+
+    ctx = CliContext.from_args(args)
+    key_index, public_key = rotate_organisation_key(
+        settings=ctx.settings, chain=ctx.chain, org_id=args.org_id, suite=_suite(args.suite or ctx.settings.hpke_suite)
+    )
+    print(
+        f"{args.org_id}: key #{key_index} published on chain ({len(public_key)} bytes); new records use it, "
+        "older records stay readable with their own keys"
+    )
     return 0

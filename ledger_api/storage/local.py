@@ -13,9 +13,9 @@ Durability and atomicity (a crash of the process or of the machine at any instan
 * A crash leaves at worst stray ``.tmp-…`` files. Nothing reads them (``iter_keys`` and ``get`` only
   look at valid key names) and :meth:`LocalBlobStore.remove_stale_temp_files` deletes them.
 
-``put_many`` amortises the durability cost over a batch: all temp files are written, then one
-durability barrier, then all renames, then the directories are made durable. Two barriers
-(``barrier=``):
+A single ``put`` always fsyncs its file and directory. ``put_many`` amortises the durability cost
+over a batch: all temp files are written, then one durability barrier, then all renames, then the
+directories are made durable. Two barriers (``barrier=``):
 
 ``"syncfs"`` (the default on Linux 5.8 and later)
     write the temp files without syncing, one ``syncfs(2)`` of the filesystem, rename all, one more
@@ -28,9 +28,9 @@ durability barrier, then all renames, then the directories are made durable. Two
     commits), rename all, fsync each directory touched. Each fsync only waits for this store's own data.
 
 Measured with ``python -m ledger_api.storage.bench`` (1 KiB blobs, batches of 500, ext4 on a virtio
-disk shared with other work, median of 9 interleaved rounds): syncfs 3,500-6,400 blobs/s; fsync with 8-16
-threads 2,600-4,000; fsync one at a time 1,400-2,100 (the lower figures with a fresh store, where most
-blobs also create their directory).
+disk shared with other work, median of 9 interleaved rounds): syncfs 3,500-6,400 blobs/s; fsync with
+8-16 threads 2,600-4,000; fsync one at a time 1,400-2,100 (the lower figures with a fresh store, where
+most blobs also create their directory).
 """
 
 from __future__ import annotations
