@@ -6,8 +6,9 @@ home, nothing persisted), deploys the contracts and measures, with realistic arg
 * the deployment gas of every contract;
 * ``gasUsed`` of every state-changing function of every contract (the OpenZeppelin role functions
   included), for the cases that matter (first and later calls, scope sizes, key sizes, admin vs owner);
-* ``eth_estimateGas`` of the main views (access check, record anchored in a batch of 1,024, inclusion
-  proof for a tree of 1,024) — an estimate includes the 21,000 base cost and the calldata;
+* ``eth_estimateGas`` of the main views (access check, record anchored in a batch of 1,024, the
+  per-owner ``anchoredLeaf`` and ``batch`` look-ups, inclusion proof for a tree of 1,024) — an estimate
+  includes the 21,000 base cost and the calldata;
 * ``anchorBatch`` gas divided by the batch size for batches of 100, 500 and 1,000 records.
 
 It prints a table (or JSON with ``--json``) and stops anvil at the end. The report fails when a
@@ -250,11 +251,11 @@ def measure(rpc_url: str) -> GasReport:
     # Accepting needs a block later than the offer's: the gas estimate runs against the latest block.
     w3.provider.make_request("evm_increaseTime", [2])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    m.tx(reg, "acceptDefaultAdminTransfer", "by the pending admin", new_admin)
+    m.tx(reg, "acceptDefaultAdminTransfer", "by the pending admin (moves ORG_ADMIN_ROLE too)", new_admin)
     m.tx(reg, "changeDefaultAdminDelay", "0 -> 1 day", new_admin, DAY)
     m.tx(reg, "rollbackDefaultAdminDelay", "pending change", new_admin)
 
-    # Grants (ORG_ADMIN_ROLE stays with `admin`: the hand-over only moves DEFAULT_ADMIN_ROLE).
+    # Grants (the hand-over moved ORG_ADMIN_ROLE with DEFAULT_ADMIN_ROLE: `new_admin` is the org admin now).
     now = ledger.latest_timestamp()
     police_id, committee_id = "PS-XIHU-01", "CM-XIHU-01"
     m.tx(grants, "createGrant", "owner signer, any scope", police, _grant_request(police_id, committee_id, now))
@@ -278,7 +279,7 @@ def measure(rpc_url: str) -> GasReport:
         grants,
         "createGrant",
         "org admin, 2 record types, 1 community",
-        admin,
+        new_admin,
         _grant_request(
             police_id, committee_id, now, record_types=["incident", "key_person"], communities=["330102001"]
         ),
@@ -287,13 +288,16 @@ def measure(rpc_url: str) -> GasReport:
     m.tx(grants, "createGrant", "owner signer, 64 record types, 64 communities (maximum)", police,
          _grant_request(police_id, committee_id, now, record_types=many, communities=many))  # fmt: skip
     m.tx(grants, "revokeGrant", "by the owner signer", police, 1)
-    m.tx(grants, "revokeGrant", "by an org admin", admin, 3)
+    m.tx(grants, "revokeGrant", "by an org admin", new_admin, 3)
 
     # Record anchors.
     police_b32 = b32(police_id)
     m.tx(records, "anchorRecord", "version 1", police, _digest("id-1"), 1, _digest("ct-1"), _digest("c-1"))
     m.tx(records, "anchorRecord", "version 2 of the same record", police,
          _digest("id-1"), 2, _digest("ct-2"), _digest("c-2"))  # fmt: skip
+    # Anchors are kept per owner organisation: another organisation may use the same record id and version.
+    m.tx(records, "anchorRecord", "same record id + version, another owner", committee,
+         _digest("id-1"), 1, _digest("ct-other"), _digest("c-other"))  # fmt: skip
     # The first batch ever also pays for the batch counter's first write: measured on its own, so the
     # per-record figures below are the steady state.
     warm_up = [_leaf_hash(f"warm-up {i}".encode()) for i in range(16)]
@@ -310,6 +314,9 @@ def measure(rpc_url: str) -> GasReport:
         if size in BATCH_SIZES:
             gas = int(receipt["gasUsed"])
             report.anchor_batch_per_record.append(BatchRow(size=size, gas=gas, gas_per_record=round(gas / size, 1)))
+    proof_root = _root(batch_leaves[PROOF_TREE_SIZE])
+    m.tx(records, "anchorBatch", f"same root as another owner's batch of {PROOF_TREE_SIZE}", committee, proof_root,
+         PROOF_TREE_SIZE, _digest("m-other"))  # fmt: skip
 
     # Access-log anchors.
     log_leaves = [_leaf_hash(f"access entry {i}".encode()) for i in range(PROOF_TREE_SIZE)]
@@ -330,6 +337,10 @@ def measure(rpc_url: str) -> GasReport:
     m.view(records, "isRecordAnchored", f"leaf {index} of a batch of {PROOF_TREE_SIZE}",
            _digest(f"b{PROOF_TREE_SIZE}-{index}"), 1, police_b32, _digest(f"ct{PROOF_TREE_SIZE}-{index}"),
            _digest(f"c{PROOF_TREE_SIZE}-{index}"), _root(leaves), index, _inclusion_proof(index, leaves))  # fmt: skip
+    m.view(records, "anchoredLeaf", "anchored version", police_b32, _digest("id-1"), 1)
+    m.view(records, "anchoredLeaf", "nothing anchored", police_b32, _digest("id-1"), 3)
+    m.view(records, "batch", "anchored batch", police_b32, proof_root)
+    m.view(records, "batch", "unknown root", police_b32, _digest("no such root"))
     proof = _inclusion_proof(index, log_leaves)
     m.view(
         "InclusionVerifier",

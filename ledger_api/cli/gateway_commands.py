@@ -49,6 +49,15 @@ def register(commands: Any) -> None:
     rotate.add_argument("--suite", choices=("x25519", "mlkem768-x25519"), default=None)
     rotate.set_defaults(handler=run_keys_rotate)
 
+    bench = commands.add_parser("bench", help="measure ingest, anchoring and gas on a devnet of its own")
+    bench.add_argument("--records", type=int, default=20_000)
+    bench.add_argument("--batch", type=int, default=500, help="records per HTTP request")
+    bench.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
+    bench.add_argument("--block-time", type=float, default=1.0, help="seconds between blocks")
+    bench.add_argument("--naive-seconds", type=float, default=20.0, help="how long to run the naive baseline")
+    bench.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    bench.set_defaults(handler=run_bench)
+
     apikey = commands.add_parser("apikey", help="API keys of department systems")
     actions = apikey.add_subparsers(dest="apikey_action", metavar="ACTION", required=True)
     issue = actions.add_parser("issue", help="issue a key for an organisation (shown once)")
@@ -210,4 +219,20 @@ def run_keys_rotate(args: argparse.Namespace) -> int:
         f"{args.org_id}: key #{key_index} published on chain ({len(public_key)} bytes); new records use it, "
         "older records stay readable with their own keys"
     )
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from ledger_api.bench import render, result_json
+    from ledger_api.bench import run_bench as bench
+
+    result = bench(
+        records=args.records,
+        batch_size=args.batch,
+        clients=args.clients,
+        block_time_s=args.block_time,
+        naive_seconds=args.naive_seconds,
+        progress=(lambda message: print(f"bench: {message}", file=sys.stderr)) if not args.json else (lambda _m: None),
+    )
+    print(result_json(result) if args.json else render(result))
     return 0

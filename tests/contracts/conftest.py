@@ -3,7 +3,6 @@ with a snapshot taken once and reverted after every test, as web3.py's own test 
 
 from __future__ import annotations
 
-import ast
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +12,6 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_tester.exceptions import TransactionFailed as EthTesterTransactionFailed
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -22,7 +20,7 @@ from web3.types import TxReceipt
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import deploy_contracts
 from ledger_api.chain.encoding import OrganisationKind, Purpose, code_to_bytes32
-from ledger_api.chain.errors import ContractReverted, TransactionFailed
+from ledger_api.chain.errors import ContractReverted
 from ledger_api.chain.transactor import Transactor
 from tests.support.eth_tester_provider import StandardErrorsEthereumTesterProvider
 
@@ -214,37 +212,6 @@ def transact(ledger: LedgerChain, fn: Any, signer: LocalAccount) -> TxReceipt:
 
 
 def call(ledger: LedgerChain, fn: Any, *, sender: str | None = None) -> Any:
-    """A view call through the production :class:`Transactor` (reverts decoded).
-
-    eth-tester's ``call`` raises its ``TransactionFailed`` with the revert data only as the *text* of the
-    message (``str(Revert(data))``, not chained to py-evm's ``Revert``), so
-    ``StandardErrorsEthereumTesterProvider`` answers a reverted ``eth_call`` without ``data``, where a
-    real node (anvil) includes it. When that happens the call is replayed on eth-tester in the same block
-    context and the data recovered from the message, then decoded by the production decoder.
-    """
-    try:
-        return ledger.transactor.call(fn, sender=sender)
-    except TransactionFailed as exc:
-        data = _replayed_revert_data(ledger.w3, fn, sender)
-        decoded = ledger.transactor.decoder.decode(data) if data is not None else None
-        if decoded is not None:
-            raise decoded from exc
-        raise
-
-
-def _replayed_revert_data(w3: Web3, fn: Any, sender: str | None) -> bytes | None:
-    tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
-    transaction = {
-        "from": sender or w3.eth.accounts[0],
-        "to": fn.address,
-        "data": fn._encode_transaction_data(),
-    }
-    try:
-        tester.call(transaction, "latest")
-    except EthTesterTransactionFailed as exc:
-        text = str(exc)
-        if text.startswith(("b'", 'b"')):
-            value = ast.literal_eval(text)
-            if isinstance(value, bytes):
-                return value
-    return None
+    """A view call through the production :class:`Transactor`: a revert comes back as the provider's
+    JSON-RPC error with its data and is decoded by the production ``RevertDecoder``."""
+    return ledger.transactor.call(fn, sender=sender)

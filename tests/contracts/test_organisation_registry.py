@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from web3 import Web3
+from web3.types import TxReceipt
 
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.encoding import OrganisationKind
@@ -27,6 +28,7 @@ from tests.contracts.conftest import (
     call,
     events,
     fresh_account,
+    grant_request,
     reverts,
     same_address,
     single_event,
@@ -129,9 +131,19 @@ def test_register_rejects_a_kind_outside_the_enum(ledger: LedgerChain, actors: A
         transact(ledger, register_fn(ledger, kind=len(OrganisationKind)), actors.admin)
 
 
-def test_register_rejects_more_than_64_communities(ledger: LedgerChain, actors: Actors) -> None:
-    with reverts("OrganisationRegistryInvalidOrganisation", b32(NEW_ORG)):
-        transact(ledger, register_fn(ledger, communities=[b32(f"C{i:03d}") for i in range(65)]), actors.admin)
+@pytest.mark.parametrize("count", [65, 200])
+def test_register_rejects_more_than_64_communities(ledger: LedgerChain, actors: Actors, count: int) -> None:
+    with reverts("OrganisationRegistryTooManyCommunities", count, 64):
+        transact(ledger, register_fn(ledger, communities=[b32(f"C{i:03d}") for i in range(count)]), actors.admin)
+    assert call(ledger, ledger.registry.functions.isActive(b32(NEW_ORG))) is False
+
+
+def test_register_checks_the_id_before_the_community_count(ledger: LedgerChain, actors: Actors) -> None:
+    too_many = [b32(f"C{i:03d}") for i in range(65)]
+    with reverts("OrganisationRegistryInvalidOrganisation", ZERO32):
+        transact(ledger, register_fn(ledger, org_id=ZERO32, communities=too_many), actors.admin)
+    with reverts("OrganisationRegistryTooManyCommunities", 65, 64):
+        transact(ledger, register_fn(ledger, org_id=b32(POLICE), communities=too_many), actors.admin)
 
 
 def test_register_rejects_an_id_already_registered(ledger: LedgerChain, actors: Actors) -> None:
@@ -272,11 +284,22 @@ def test_set_communities_replaces_the_list(ledger: LedgerChain, actors: Actors, 
     assert ledger.organisation(POLICE).communities == tuple(communities)
 
 
-def test_set_communities_rejects_more_than_64(ledger: LedgerChain, actors: Actors) -> None:
-    with reverts("OrganisationRegistryInvalidOrganisation", b32(POLICE)):
+@pytest.mark.parametrize("count", [65, 200])
+def test_set_communities_rejects_more_than_64(ledger: LedgerChain, actors: Actors, count: int) -> None:
+    with reverts("OrganisationRegistryTooManyCommunities", count, 64):
         transact(
             ledger,
-            ledger.registry.functions.setCommunities(b32(POLICE), [b32(f"C{i:03d}") for i in range(65)]),
+            ledger.registry.functions.setCommunities(b32(POLICE), [b32(f"C{i:03d}") for i in range(count)]),
+            actors.admin,
+        )
+    assert ledger.organisation(POLICE).communities == (COMMUNITY_A, COMMUNITY_B)
+
+
+def test_set_communities_checks_the_organisation_before_the_count(ledger: LedgerChain, actors: Actors) -> None:
+    with reverts("OrganisationRegistryUnknownOrganisation", b32(NEW_ORG)):
+        transact(
+            ledger,
+            ledger.registry.functions.setCommunities(b32(NEW_ORG), [b32(f"C{i:03d}") for i in range(65)]),
             actors.admin,
         )
 
@@ -378,10 +401,17 @@ def test_views_of_an_unknown_organisation(ledger: LedgerChain, actors: Actors) -
             call(ledger, fn)
 
 
-def test_organisation_id_past_the_end_panics(ledger: LedgerChain) -> None:
-    # An array index out of bounds: Solidity's Panic(0x32), not a custom error.
-    with pytest.raises(TransactionFailed, match="panicked"):
-        call(ledger, ledger.registry.functions.organisationIdAt(4))
+@pytest.mark.parametrize("index", [4, 5, 2**256 - 1])
+def test_organisation_id_past_the_end(ledger: LedgerChain, index: int) -> None:
+    with reverts("OrganisationRegistryUnknownIndex", index):
+        call(ledger, ledger.registry.functions.organisationIdAt(index))
+
+
+def test_organisation_id_index_grows_with_registration(ledger: LedgerChain, actors: Actors) -> None:
+    transact(ledger, register_fn(ledger), actors.admin)
+    assert call(ledger, ledger.registry.functions.organisationIdAt(4)) == b32(NEW_ORG)
+    with reverts("OrganisationRegistryUnknownIndex", 5):
+        call(ledger, ledger.registry.functions.organisationIdAt(5))
 
 
 def test_roles_after_deployment(ledger: LedgerChain, actors: Actors) -> None:
@@ -407,13 +437,16 @@ def test_pending_admin_accepts_the_hand_over(ledger: LedgerChain, actors: Actors
     assert 0 < schedule <= ledger.latest_timestamp()
 
     receipt = transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
-    revoked = single_event(ledger.registry, "RoleRevoked", receipt)
-    granted = single_event(ledger.registry, "RoleGranted", receipt)
-    assert revoked["role"] == DEFAULT_ADMIN_ROLE
-    assert same_address(revoked["account"], actors.admin.address)
-    assert same_address(revoked["sender"], actors.pending_admin.address)
-    assert granted["role"] == DEFAULT_ADMIN_ROLE
-    assert same_address(granted["account"], actors.pending_admin.address)
+    # Both roles move: DEFAULT_ADMIN_ROLE (OpenZeppelin) and then ORG_ADMIN_ROLE (OrganisationRegistry).
+    old, new = actors.admin.address, actors.pending_admin.address
+    assert role_events(ledger, "RoleRevoked", receipt) == [
+        (DEFAULT_ADMIN_ROLE, old.lower(), new.lower()),
+        (ORG_ADMIN_ROLE, old.lower(), new.lower()),
+    ]
+    assert role_events(ledger, "RoleGranted", receipt) == [
+        (DEFAULT_ADMIN_ROLE, new.lower(), new.lower()),
+        (ORG_ADMIN_ROLE, new.lower(), new.lower()),
+    ]
 
     has = ledger.registry.functions.hasRole
     assert same_address(call(ledger, ledger.registry.functions.defaultAdmin()), actors.pending_admin.address)
@@ -432,22 +465,85 @@ def test_pending_admin_accepts_the_hand_over(ledger: LedgerChain, actors: Actors
     assert same_address(granted["account"], newcomer)
 
 
-def test_hand_over_does_not_move_org_admin_role(ledger: LedgerChain, actors: Actors) -> None:
-    """ORG_ADMIN_ROLE is separate from DEFAULT_ADMIN_ROLE: the hand-over leaves it with the old admin
-    (who can still administer organisations and grants) until the new admin revokes it."""
-    transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
-    assert ledger.is_org_admin(actors.admin.address)
-    assert not ledger.is_org_admin(actors.pending_admin.address)
-    transact(ledger, register_fn(ledger), actors.admin)  # still works
+def test_hand_over_moves_org_admin_role(ledger: LedgerChain, actors: Actors) -> None:
+    """ORG_ADMIN_ROLE follows DEFAULT_ADMIN_ROLE on accept: the old admin can no longer administer
+    organisations or grants, the new admin can."""
+    old, new = actors.admin, actors.pending_admin
+    with reverts("AccessControlUnauthorizedAccount", new.address, ORG_ADMIN_ROLE):
+        transact(ledger, register_fn(ledger), new)  # before accepting: not yet an org admin
 
-    receipt = transact(
-        ledger, ledger.registry.functions.revokeRole(ORG_ADMIN_ROLE, actors.admin.address), actors.pending_admin
-    )
-    revoked = single_event(ledger.registry, "RoleRevoked", receipt)
-    assert revoked["role"] == ORG_ADMIN_ROLE
-    assert same_address(revoked["account"], actors.admin.address)
-    with reverts("AccessControlUnauthorizedAccount", actors.admin.address, ORG_ADMIN_ROLE):
-        transact(ledger, ledger.registry.functions.suspendOrganisation(b32(POLICE)), actors.admin)
+    transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), new)
+    has = ledger.registry.functions.hasRole
+    assert call(ledger, has(ORG_ADMIN_ROLE, old.address)) is False
+    assert call(ledger, has(ORG_ADMIN_ROLE, new.address)) is True
+    assert not ledger.is_org_admin(old.address)
+    assert ledger.is_org_admin(new.address)
+
+    # The old admin is denied everything ORG_ADMIN_ROLE allowed ...
+    with reverts("AccessControlUnauthorizedAccount", old.address, ORG_ADMIN_ROLE):
+        transact(ledger, register_fn(ledger), old)
+    with reverts("AccessControlUnauthorizedAccount", old.address, ORG_ADMIN_ROLE):
+        transact(ledger, ledger.registry.functions.suspendOrganisation(b32(POLICE)), old)
+    request = grant_request(now=ledger.latest_timestamp())
+    with reverts("GrantRegistryUnauthorised", b32(POLICE), old.address):
+        transact(ledger, ledger.grants.functions.createGrant(request), old)
+
+    # ... and the new admin is allowed it.
+    receipt = transact(ledger, register_fn(ledger), new)
+    assert single_event(ledger.registry, "OrganisationRegistered", receipt)["orgId"] == b32(NEW_ORG)
+    receipt = transact(ledger, ledger.grants.functions.createGrant(request), new)
+    created = single_event(ledger.grants, "GrantCreated", receipt)
+    assert (created["ownerOrg"], created["byAdmin"]) == (b32(POLICE), True)
+    assert same_address(created["grantedBy"], new.address)
+    receipt = transact(ledger, ledger.registry.functions.suspendOrganisation(b32(PROPERTY)), new)
+    assert same_address(single_event(ledger.registry, "OrganisationSuspended", receipt)["by"], new.address)
+
+
+def test_hand_over_leaves_other_org_admins_alone(ledger: LedgerChain, actors: Actors) -> None:
+    second = fresh_account("second-org-admin")
+    transact(ledger, ledger.registry.functions.grantRole(ORG_ADMIN_ROLE, second.address), actors.admin)
+    transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
+    assert ledger.is_org_admin(second.address)
+    assert ledger.is_org_admin(actors.pending_admin.address)
+    assert not ledger.is_org_admin(actors.admin.address)
+
+
+def test_hand_over_when_the_old_admin_had_renounced_org_admin(ledger: LedgerChain, actors: Actors) -> None:
+    # Nothing to revoke (no RoleRevoked for ORG_ADMIN_ROLE); the new admin still gains the role.
+    transact(ledger, ledger.registry.functions.renounceRole(ORG_ADMIN_ROLE, actors.admin.address), actors.admin)
+    receipt = transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
+    old, new = actors.admin.address.lower(), actors.pending_admin.address.lower()
+    assert role_events(ledger, "RoleRevoked", receipt) == [(DEFAULT_ADMIN_ROLE, old, new)]
+    assert role_events(ledger, "RoleGranted", receipt) == [(DEFAULT_ADMIN_ROLE, new, new), (ORG_ADMIN_ROLE, new, new)]
+    assert ledger.is_org_admin(actors.pending_admin.address)
+
+
+def test_hand_over_to_an_existing_org_admin(ledger: LedgerChain, actors: Actors) -> None:
+    # The new admin already holds ORG_ADMIN_ROLE: it keeps it (no second RoleGranted); the old one loses it.
+    new = actors.pending_admin.address
+    transact(ledger, ledger.registry.functions.grantRole(ORG_ADMIN_ROLE, new), actors.admin)
+    receipt = transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
+    old = actors.admin.address.lower()
+    assert role_events(ledger, "RoleRevoked", receipt) == [
+        (DEFAULT_ADMIN_ROLE, old, new.lower()),
+        (ORG_ADMIN_ROLE, old, new.lower()),
+    ]
+    assert role_events(ledger, "RoleGranted", receipt) == [(DEFAULT_ADMIN_ROLE, new.lower(), new.lower())]
+    assert ledger.is_org_admin(new)
+    assert not ledger.is_org_admin(actors.admin.address)
+
+
+def test_hand_over_to_the_admin_itself_keeps_org_admin(ledger: LedgerChain, actors: Actors) -> None:
+    # Revoked from the previous admin, then granted to the new one, who is the same account.
+    admin = actors.admin
+    transact(ledger, ledger.registry.functions.beginDefaultAdminTransfer(admin.address), admin)
+    receipt = transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), admin)
+    me = admin.address.lower()
+    assert role_events(ledger, "RoleRevoked", receipt) == [(DEFAULT_ADMIN_ROLE, me, me), (ORG_ADMIN_ROLE, me, me)]
+    assert role_events(ledger, "RoleGranted", receipt) == [(DEFAULT_ADMIN_ROLE, me, me), (ORG_ADMIN_ROLE, me, me)]
+    assert ledger.is_org_admin(admin.address)
+    assert same_address(call(ledger, ledger.registry.functions.defaultAdmin()), admin.address)
+    transact(ledger, register_fn(ledger), admin)
 
 
 @pytest.mark.parametrize("caller", ["admin", "owner", "stranger", "log_writer"])
@@ -456,6 +552,11 @@ def test_only_the_pending_admin_can_accept(ledger: LedgerChain, actors: Actors, 
     with reverts("AccessControlInvalidDefaultAdmin", account.address):
         transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), account)
     assert same_address(call(ledger, ledger.registry.functions.defaultAdmin()), actors.admin.address)
+
+
+def role_events(ledger: LedgerChain, name: str, receipt: TxReceipt) -> list[tuple[bytes, str, str]]:
+    """``(role, account, sender)`` of every ``name`` (RoleGranted/RoleRevoked) event, addresses lower-case."""
+    return [(e["role"], e["account"].lower(), e["sender"].lower()) for e in events(ledger.registry, name, receipt)]
 
 
 def test_begin_to_someone_else_replaces_the_pending_admin(ledger: LedgerChain, actors: Actors) -> None:
@@ -471,6 +572,9 @@ def test_begin_to_someone_else_replaces_the_pending_admin(ledger: LedgerChain, a
         transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.pending_admin)
     transact(ledger, ledger.registry.functions.acceptDefaultAdminTransfer(), actors.stranger)
     assert same_address(call(ledger, ledger.registry.functions.defaultAdmin()), actors.stranger.address)
+    assert ledger.is_org_admin(actors.stranger.address)
+    assert not ledger.is_org_admin(actors.pending_admin.address)
+    assert not ledger.is_org_admin(actors.admin.address)
 
 
 def test_cancel_withdraws_the_offer(ledger: LedgerChain, actors: Actors) -> None:

@@ -1,5 +1,6 @@
-"""RecordAnchors: single anchors (write-once, owner from msg.sender), batch roots, the leaf encoding
-checked against SHA-256 in Python, and isRecordAnchored for single anchors and RFC 9162 batches."""
+"""RecordAnchors: single anchors and batch roots (write-once per owner organisation, the owner taken from
+msg.sender, so no organisation can squat another's record ids or roots), the leaf encoding checked
+against SHA-256 in Python, and isRecordAnchored for single anchors and RFC 9162 batches."""
 
 from __future__ import annotations
 
@@ -71,6 +72,17 @@ def is_anchored(ledger: LedgerChain, version: Version, **where: object) -> bool:
     return bool(call(ledger, ledger.records.functions.isRecordAnchored(*version.check_args(**where))))  # type: ignore[arg-type]
 
 
+def anchored_leaf(ledger: LedgerChain, owner: str | bytes, record_id: bytes, version: int) -> bytes:
+    """The leaf hash ``owner`` anchored on its own for ``record_id`` ``version`` (zero when none)."""
+    owner_id = b32(owner) if isinstance(owner, str) else owner
+    return bytes(call(ledger, ledger.records.functions.anchoredLeaf(owner_id, record_id, version)))
+
+
+def stored_batch(ledger: LedgerChain, owner: str, root: bytes) -> list[object]:
+    """``batch(owner, root)`` as ``[ownerOrg, size, blockNumber, sequence]`` (all zero when none)."""
+    return list(call(ledger, ledger.records.functions.batch(b32(owner), root)))
+
+
 # --- leaf encoding -----------------------------------------------------------------------------------
 
 
@@ -116,7 +128,10 @@ def test_owner_anchors_a_record_version(ledger: LedgerChain, actors: Actors) -> 
         "ciphertextHash": v.ciphertext_hash,
         "commitment": v.commitment,
     }
-    assert call(ledger, ledger.records.functions.anchoredLeaf(v.record_id, 1)) == v.leaf()
+    assert anchored_leaf(ledger, POLICE, v.record_id, 1) == v.leaf()
+    # Kept under its owner only: no other organisation has anchored this record id.
+    for other in (COMMITTEE, PROPERTY, ZERO32):
+        assert anchored_leaf(ledger, other, v.record_id, 1) == ZERO32
     assert is_anchored(ledger, v)
 
 
@@ -150,7 +165,7 @@ def test_new_versions_are_separate_anchors(ledger: LedgerChain, actors: Actors) 
         transact(ledger, ledger.records.functions.anchorRecord(*v.anchor_args()), actors.owner)
     assert is_anchored(ledger, v1)
     assert is_anchored(ledger, v2)
-    assert call(ledger, ledger.records.functions.anchoredLeaf(v1.record_id, 3)) == ZERO32
+    assert anchored_leaf(ledger, POLICE, v1.record_id, 3) == ZERO32
 
 
 @pytest.mark.parametrize("same_hashes", [True, False], ids=["identical again", "different hashes"])
@@ -160,21 +175,58 @@ def test_a_version_is_write_once(ledger: LedgerChain, actors: Actors, same_hashe
     again = v if same_hashes else Version(v.record_id, 1, v.owner, digest("tampered"), v.commitment)
     with reverts("RecordAnchorsAlreadyAnchored", v.record_id, 1):
         transact(ledger, ledger.records.functions.anchorRecord(*again.anchor_args()), actors.owner)
-    assert call(ledger, ledger.records.functions.anchoredLeaf(v.record_id, 1)) == v.leaf()
+    assert anchored_leaf(ledger, POLICE, v.record_id, 1) == v.leaf()
 
 
-def test_write_once_is_per_record_id_not_per_owner(ledger: LedgerChain, actors: Actors) -> None:
-    """Current behaviour (see the report): anchors are keyed by (recordId, version) only, so another
-    organisation that anchors a record id first blocks the owner from anchoring that version. The
-    squatter's anchor never proves the owner's record (the leaf binds the owner), so integrity holds;
-    availability does not."""
+@pytest.mark.parametrize("squatter_first", [True, False], ids=["squatter first", "owner first"])
+def test_another_organisation_cannot_squat_an_owners_record_id(
+    ledger: LedgerChain, actors: Actors, squatter_first: bool
+) -> None:
+    """Anchors are keyed per owner organisation: COMMITTEE anchoring POLICE's record id (and version)
+    first does not block POLICE, both leaves are kept each under its owner, and the squatter's anchor
+    never proves POLICE's record."""
     owners_version = Version.named("police-record")
-    squat = Version(owners_version.record_id, 1, b32(COMMITTEE), digest("junk"), digest("junk"))
-    transact(ledger, ledger.records.functions.anchorRecord(*squat.anchor_args()), actors.grantee)
-    with reverts("RecordAnchorsAlreadyAnchored", owners_version.record_id, 1):
-        transact(ledger, ledger.records.functions.anchorRecord(*owners_version.anchor_args()), actors.owner)
-    assert not is_anchored(ledger, owners_version)
+    squat = Version(owners_version.record_id, 1, b32(COMMITTEE), digest("junk-ct"), digest("junk-c"))
+    order = [(squat, actors.grantee), (owners_version, actors.owner)]
+    for v, signer in order if squatter_first else reversed(order):
+        receipt = transact(ledger, ledger.records.functions.anchorRecord(*v.anchor_args()), signer)
+        assert single_event(ledger.records, "RecordAnchored", receipt) == {
+            "recordId": owners_version.record_id,
+            "version": 1,
+            "ownerOrg": v.owner,
+            "ciphertextHash": v.ciphertext_hash,
+            "commitment": v.commitment,
+        }
+
+    assert anchored_leaf(ledger, POLICE, owners_version.record_id, 1) == owners_version.leaf()
+    assert anchored_leaf(ledger, COMMITTEE, owners_version.record_id, 1) == squat.leaf()
+    assert is_anchored(ledger, owners_version)
     assert is_anchored(ledger, squat)
+    # The squatter's hashes claimed for the owner prove nothing, and neither do the owner's for the squatter.
+    assert not is_anchored(ledger, Version(squat.record_id, 1, b32(POLICE), squat.ciphertext_hash, squat.commitment))
+    assert not is_anchored(
+        ledger,
+        Version(owners_version.record_id, 1, b32(COMMITTEE), owners_version.ciphertext_hash, owners_version.commitment),
+    )
+    # Each owner is still write-once for its own record id and version.
+    for v, signer in order:
+        with reverts("RecordAnchorsAlreadyAnchored", owners_version.record_id, 1):
+            transact(ledger, ledger.records.functions.anchorRecord(*v.anchor_args()), signer)
+
+
+def test_two_owners_may_anchor_identical_hashes_under_the_same_record_id(ledger: LedgerChain, actors: Actors) -> None:
+    # Same record id, version, ciphertext hash and commitment: the leaves differ because they bind the owner.
+    police, committee = Version.named("shared"), Version.named("shared", owner=COMMITTEE)
+    assert police.anchor_args() == committee.anchor_args()
+    transact(ledger, ledger.records.functions.anchorRecord(*police.anchor_args()), actors.owner)
+    transact(ledger, ledger.records.functions.anchorRecord(*committee.anchor_args()), actors.grantee)
+    assert police.leaf() != committee.leaf()
+    assert anchored_leaf(ledger, POLICE, police.record_id, 1) == police.leaf()
+    assert anchored_leaf(ledger, COMMITTEE, police.record_id, 1) == committee.leaf()
+    assert anchored_leaf(ledger, PROPERTY, police.record_id, 1) == ZERO32
+    assert is_anchored(ledger, police)
+    assert is_anchored(ledger, committee)
+    assert not is_anchored(ledger, Version.named("shared", owner=PROPERTY))
 
 
 @pytest.mark.parametrize("field", ["recordId", "version", "ciphertextHash", "commitment"])
@@ -238,7 +290,8 @@ def test_anchor_batch(ledger: LedgerChain, actors: Actors) -> None:
         "size": 7,
         "manifestHash": manifest,
     }
-    assert list(call(ledger, ledger.records.functions.batch(root))) == [b32(POLICE), 7, receipt["blockNumber"], 1]
+    assert stored_batch(ledger, POLICE, root) == [b32(POLICE), 7, receipt["blockNumber"], 1]
+    assert stored_batch(ledger, COMMITTEE, root) == [ZERO32, 0, 0, 0]  # kept under its owner only
     assert call(ledger, ledger.records.functions.batchCount()) == 1
 
     _, tree2 = batch_of(3, owner=COMMITTEE, tag="c")
@@ -249,29 +302,89 @@ def test_anchor_batch(ledger: LedgerChain, actors: Actors) -> None:
 
 
 def test_unknown_batch_has_size_zero(ledger: LedgerChain) -> None:
-    assert list(call(ledger, ledger.records.functions.batch(digest("nothing")))) == [ZERO32, 0, 0, 0]
+    assert stored_batch(ledger, POLICE, digest("nothing")) == [ZERO32, 0, 0, 0]
+    assert stored_batch(ledger, POLICE, ZERO32) == [ZERO32, 0, 0, 0]
     assert call(ledger, ledger.records.functions.batchCount()) == 0
 
 
-def test_batch_root_is_write_once(ledger: LedgerChain, actors: Actors) -> None:
+def test_batch_root_is_write_once_per_owner(ledger: LedgerChain, actors: Actors) -> None:
     _, tree = batch_of(4)
     transact(ledger, ledger.records.functions.anchorBatch(tree.root(), 4, digest("m")), actors.owner)
-    for account, size in ((actors.owner, 4), (actors.owner, 5), (actors.grantee, 4)):
+    for size, manifest in ((4, digest("m")), (5, digest("m")), (4, digest("other manifest"))):
         with reverts("RecordAnchorsBatchAlreadyAnchored", tree.root()):
-            transact(ledger, ledger.records.functions.anchorBatch(tree.root(), size, digest("m")), account)
+            transact(ledger, ledger.records.functions.anchorBatch(tree.root(), size, manifest), actors.owner)
+    assert stored_batch(ledger, POLICE, tree.root())[1] == 4
+    assert call(ledger, ledger.records.functions.batchCount()) == 1
 
 
-@pytest.mark.parametrize(("root", "size"), [(ZERO32, 4), (digest("root"), 0)], ids=["zero root", "empty batch"])
-def test_anchor_batch_rejects_invalid_input(ledger: LedgerChain, actors: Actors, root: bytes, size: int) -> None:
+@pytest.mark.parametrize("squatter_first", [True, False], ids=["squatter first", "owner first"])
+def test_another_organisation_cannot_squat_an_owners_batch_root(
+    ledger: LedgerChain, actors: Actors, squatter_first: bool
+) -> None:
+    """Batches are keyed per owner organisation: COMMITTEE anchoring POLICE's root (here with another
+    size and manifest) does not block POLICE, both batches are kept each under its owner, and the
+    squatter's batch never proves POLICE's records."""
+    versions, tree = batch_of(4)
+    root = tree.root()
+    police = (actors.owner, POLICE, 4, digest("police manifest"))
+    squat = (actors.grantee, COMMITTEE, 8, digest("squat manifest"))
+    order = [squat, police] if squatter_first else [police, squat]
+    blocks: dict[str, int] = {}
+    for sequence, (signer, org, size, manifest) in enumerate(order, start=1):
+        receipt = transact(ledger, ledger.records.functions.anchorBatch(root, size, manifest), signer)
+        assert single_event(ledger.records, "BatchAnchored", receipt) == {
+            "sequence": sequence,
+            "ownerOrg": b32(org),
+            "root": root,
+            "size": size,
+            "manifestHash": manifest,
+        }
+        blocks[org] = receipt["blockNumber"]
+        if org == COMMITTEE and squatter_first:
+            # The squatter's batch alone does not make POLICE's leaves anchored.
+            assert not is_anchored(ledger, versions[1], root=root, index=1, proof=tree.inclusion_proof(1))
+
+    police_sequence, squat_sequence = (2, 1) if squatter_first else (1, 2)
+    assert stored_batch(ledger, POLICE, root) == [b32(POLICE), 4, blocks[POLICE], police_sequence]
+    assert stored_batch(ledger, COMMITTEE, root) == [b32(COMMITTEE), 8, blocks[COMMITTEE], squat_sequence]
+    assert stored_batch(ledger, PROPERTY, root) == [ZERO32, 0, 0, 0]
+    assert call(ledger, ledger.records.functions.batchCount()) == 2
+
+    for index, v in enumerate(versions):
+        proof = tree.inclusion_proof(index)
+        assert is_anchored(ledger, v, root=root, index=index, proof=proof)
+        # POLICE's leaves claimed for the squatter do not verify against the squatter's batch.
+        as_squatter = Version(v.record_id, v.version, b32(COMMITTEE), v.ciphertext_hash, v.commitment)
+        assert not is_anchored(ledger, as_squatter, root=root, index=index, proof=proof)
+    # Each owner is still write-once for its own root.
+    for signer, _, size, manifest in order:
+        with reverts("RecordAnchorsBatchAlreadyAnchored", root):
+            transact(ledger, ledger.records.functions.anchorBatch(root, size, manifest), signer)
+
+
+@pytest.mark.parametrize(
+    ("root", "size", "manifest"),
+    [(ZERO32, 4, digest("m")), (digest("root"), 0, digest("m")), (digest("root"), 4, ZERO32)],
+    ids=["zero root", "empty batch", "zero manifest hash"],
+)
+def test_anchor_batch_rejects_invalid_input(
+    ledger: LedgerChain, actors: Actors, root: bytes, size: int, manifest: bytes
+) -> None:
     with reverts("RecordAnchorsInvalidAnchor"):
-        transact(ledger, ledger.records.functions.anchorBatch(root, size, digest("m")), actors.owner)
+        transact(ledger, ledger.records.functions.anchorBatch(root, size, manifest), actors.owner)
+    assert stored_batch(ledger, POLICE, root) == [ZERO32, 0, 0, 0]
+    assert call(ledger, ledger.records.functions.batchCount()) == 0
 
 
-def test_anchor_batch_accepts_a_zero_manifest_hash(ledger: LedgerChain, actors: Actors) -> None:
-    """Current behaviour (see the report): the manifest hash is not checked, although the error's
-    NatSpec says a zero hash is invalid and auditors need the manifest to check per-record uniqueness."""
-    receipt = transact(ledger, ledger.records.functions.anchorBatch(digest("root"), 4, ZERO32), actors.owner)
-    assert single_event(ledger.records, "BatchAnchored", receipt)["manifestHash"] == ZERO32
+def test_anchor_batch_rejects_a_zero_manifest_hash(ledger: LedgerChain, actors: Actors) -> None:
+    """Every batch anchor names its manifest (auditors check per-record uniqueness from it): a zero
+    manifest hash is refused, and the root stays free for the owner to anchor with its manifest."""
+    _, tree = batch_of(4)
+    with reverts("RecordAnchorsInvalidAnchor"):
+        transact(ledger, ledger.records.functions.anchorBatch(tree.root(), 4, ZERO32), actors.owner)
+    receipt = transact(ledger, ledger.records.functions.anchorBatch(tree.root(), 4, digest("manifest")), actors.owner)
+    event = single_event(ledger.records, "BatchAnchored", receipt)
+    assert (event["sequence"], event["manifestHash"]) == (1, digest("manifest"))
 
 
 @pytest.mark.parametrize("caller", ["stranger", "admin"])

@@ -1,0 +1,276 @@
+"""``ledger bench``: end-to-end figures on a devnet and gateway of its own, printed, never asserted.
+
+Ingest: records pushed over HTTP in batches by concurrent clients, through encryption, storage,
+index and batch anchoring, timed from the first push until every record is anchored. Latency is
+push → anchored per record (receive time to the anchoring batch's confirmation, from the index).
+Naive baseline: the same kind of records anchored one transaction each, each sent and confirmed
+before the next, as a straightforward web3 integration behaves. Gas per record comes from the
+receipts of the anchoring transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from web3 import Web3
+
+from adapters.canonical import CanonicalRecord, Location, RecordType, Source, derive_record_id
+from ledger_api.chain.anchor_writer import AnchorWriter
+from ledger_api.chain.devnet import Devnet, dev_account, free_port
+from ledger_api.chain.rpc import JsonRpc
+from ledger_api.chain.transactor import Transactor
+from ledger_api.index.database import make_engine
+from ledger_api.provision import DEMO_ORGANISATIONS, provision
+from ledger_api.settings import Settings
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+BENCH_ORG = DEMO_ORGANISATIONS[1]  # the property company: door-access events are its volume
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchResult:
+    records: int
+    batch_size: int
+    clients: int
+    block_time_s: float
+    ingest_records_per_s: float
+    acknowledge_records_per_s: float
+    naive_records_per_s: float
+    naive_records: int
+    speedup: float
+    anchor_latency_p50_s: float
+    anchor_latency_p95_s: float
+    gas_per_record: float
+    naive_gas_per_record: float
+    batches: int
+
+
+def synthetic_events(count: int, *, owner: str, start: int = 0) -> list[CanonicalRecord]:
+    base = dt.datetime(2025, 3, 1, 8, 0, tzinfo=SHANGHAI)
+    records = []
+    for n in range(start, start + count):
+        native_id = f"BENCH-{n:09d}"
+        records.append(
+            CanonicalRecord(
+                record_id=derive_record_id(owner, RecordType.ACCESS_EVENT, native_id),
+                record_type=RecordType.ACCESS_EVENT,
+                community_code="330102001",
+                owner_org=owner,
+                source=Source(system="property.access_events", native_id=native_id, file="bench.jsonl", row=n + 1),
+                occurred_at=base + dt.timedelta(seconds=n),
+                location=Location(building=f"{n % 40 + 1}幢", unit=f"{n % 4 + 1}单元", text="翠苑一区东门"),
+                attributes={"door": f"D{n % 12:02d}", "method": "card", "direction": "in" if n % 2 else "out"},
+            )
+        )
+    return records
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+class _Gateway:
+    def __init__(self, *, settings: Settings, port: int) -> None:
+        env = {
+            **os.environ,
+            "LEDGER_HOME": str(settings.home),
+            "LEDGER_RPC_URL": settings.rpc_url,
+            "LEDGER_ANCHOR_MAX_WAIT_S": str(settings.anchor_max_wait_s),
+        }
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = (settings.home / "gateway.log").open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ledger_api.cli", "serve", "--port", str(port)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/v1/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the gateway did not become ready; see {settings.home / 'gateway.log'}")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._log.close()
+
+
+def run_bench(
+    *, records: int = 20_000, batch_size: int = 500, clients: int = 2, block_time_s: float = 1.0,
+    naive_seconds: float = 20.0, progress: Any = lambda _m: None,
+) -> BenchResult:  # fmt: skip
+    home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    node = Devnet(home=home / "devnet", port=free_port(), block_time_s=block_time_s, prune_history=True, persist=False)
+    gateway: _Gateway | None = None
+    try:
+        node.up()
+        settings = Settings(home=home, rpc_url=node.rpc_url, anchor_max_wait_s=1.0)
+        transactor = Transactor(w3=Web3(Web3.HTTPProvider(node.rpc_url)))
+        progress("provisioning organisations and keys")
+        provisioned = provision(settings=settings, transactor=transactor)
+        token = provisioned.api_keys[BENCH_ORG.org_id]
+        gateway = _Gateway(settings=settings, port=free_port())
+
+        progress(f"preparing {records:,} records")
+        payloads = []
+        for start in range(0, records, batch_size):
+            batch = synthetic_events(min(batch_size, records - start), owner=BENCH_ORG.org_id, start=start)
+            payloads.append(json.dumps({"records": [r.to_json_dict() for r in batch]}).encode())
+
+        progress(f"pushing in batches of {batch_size} from {clients} clients")
+        queue = list(reversed(payloads))
+        lock = threading.Lock()
+        failures: list[str] = []
+
+        def client() -> None:
+            with httpx.Client(
+                base_url=gateway.url,
+                timeout=120,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            ) as http:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        body = queue.pop()
+                    answer = http.post("/v1/records", content=body)
+                    if answer.status_code != 202:
+                        failures.append(f"{answer.status_code}: {answer.text[:200]}")
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        acknowledged = time.monotonic()
+        if failures:
+            raise RuntimeError(f"{len(failures)} pushes failed; first: {failures[0]}")
+
+        progress("waiting until every record is anchored")
+        engine = make_engine(settings.index_url)
+        query = text(
+            "SELECT count(*) FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id "
+            "WHERE b.state = 'anchored'"
+        )
+        while True:
+            with engine.connect() as connection:
+                if connection.execute(query).scalar_one() >= records:
+                    break
+            time.sleep(0.05)
+        anchored = time.monotonic()
+
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT r.received_at, b.anchored_at FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id"
+            )).all()  # fmt: skip
+            tx_hashes = [h for (h,) in connection.execute(text("SELECT tx_hash FROM anchor_batches")).all()]
+            sample = connection.execute(text(
+                "SELECT record_id, version, blob_key, commitment FROM record_versions LIMIT 2000"
+            )).all()  # fmt: skip
+        latencies = [(_aware(b) - _aware(a)).total_seconds() for a, b in rows]
+        rpc = JsonRpc(url=node.rpc_url)
+        gas = sum(int(str((rpc.receipt(h) or {})["gasUsed"]), 16) for h in tx_hashes)
+
+        progress(f"naive baseline: one transaction per record for up to {naive_seconds:.0f}s")
+        writer = AnchorWriter(
+            rpc=rpc,
+            signer=dev_account(BENCH_ORG.account),
+            owner_org=BENCH_ORG.org_id,
+            records_address=provisioned.deployment.address("RecordAnchors"),
+            chain_id=transactor.chain_id,
+        )
+        naive_count, naive_gas = 0, 0
+        naive_started = time.monotonic()
+        nonce = writer.nonces()[1]
+        for record_id, version, blob_key, commitment in sample:
+            if time.monotonic() - naive_started > naive_seconds:
+                break
+            tx = writer.sign(
+                AnchorWriter.anchor_record_calldata(
+                    bytes.fromhex(record_id), version, bytes.fromhex(blob_key), bytes.fromhex(commitment)
+                ),
+                nonce=nonce,
+            )
+            writer.broadcast(tx)
+            while (receipt := writer.receipt(tx.tx_hash)) is None:
+                time.sleep(0.01)
+            naive_gas += int(str(receipt["gasUsed"]), 16)
+            naive_count += 1
+            nonce += 1
+        naive_elapsed = time.monotonic() - naive_started
+        engine.dispose()
+        rpc.close()
+
+        ingest_rate = records / (anchored - started)
+        naive_rate = naive_count / naive_elapsed if naive_elapsed > 0 else float("nan")
+        return BenchResult(
+            records=records, batch_size=batch_size, clients=clients, block_time_s=block_time_s,
+            ingest_records_per_s=round(ingest_rate, 1),
+            acknowledge_records_per_s=round(records / (acknowledged - started), 1),
+            naive_records_per_s=round(naive_rate, 2), naive_records=naive_count,
+            speedup=round(ingest_rate / naive_rate, 1) if naive_rate else float("nan"),
+            anchor_latency_p50_s=round(statistics.median(latencies), 3),
+            anchor_latency_p95_s=round(_percentile(latencies, 0.95), 3),
+            gas_per_record=round(gas / records, 1),
+            naive_gas_per_record=round(naive_gas / naive_count, 1) if naive_count else float("nan"),
+            batches=len(tx_hashes),
+        )  # fmt: skip
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        node.down()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _aware(value: Any) -> dt.datetime:
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def render(result: BenchResult) -> str:
+    rows = [
+        ("records pushed", f"{result.records:,} in batches of {result.batch_size}, {result.clients} clients"),
+        ("chain", f"anvil, a block every {result.block_time_s:g}s"),
+        ("ingest, push → all anchored", f"{result.ingest_records_per_s:,.1f} records/s"),
+        ("acknowledged (202) rate", f"{result.acknowledge_records_per_s:,.1f} records/s"),
+        ("naive: one tx per record", f"{result.naive_records_per_s:,.2f} records/s ({result.naive_records} records)"),
+        ("speedup", f"{result.speedup:,.1f}x"),
+        ("push → anchored latency", f"p50 {result.anchor_latency_p50_s:.3f}s, p95 {result.anchor_latency_p95_s:.3f}s"),
+        ("gas per record", f"{result.gas_per_record:,.1f} ({result.batches} batches); naive "
+                           f"{result.naive_gas_per_record:,.0f}"),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def result_json(result: BenchResult) -> str:
+    return json.dumps(asdict(result))
