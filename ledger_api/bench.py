@@ -124,7 +124,7 @@ class _Gateway:
 
 
 def run_bench(
-    *, records: int = 20_000, batch_size: int = 500, clients: int = 2, block_time_s: float = 1.0,
+    *, records: int = 20_000, batch_size: int = 500, clients: int = 4, block_time_s: float = 1.0,
     naive_seconds: float = 20.0, progress: Any = lambda _m: None,
 ) -> BenchResult:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))

@@ -6,6 +6,10 @@ The worker (``ledger_api.anchoring``) owns the durable state: it records each si
 sent again. A resend answered "already known" is a success; "nonce too low" means the nonce was used,
 and the worker then asks the chain whether *this* batch root is anchored (the contract refuses a root
 twice, so a root is anchored at most once whatever happens).
+
+Everything here that talks to the node raises :class:`~ledger_api.chain.errors.ChainError` (or a
+subclass) when the node is unreachable or answers nonsense, never a decoding or key error, so the
+worker can tell a chain problem from a bug of its own.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from ledger_api.chain.errors import ChainUnavailable
 from ledger_api.chain.rpc import JsonRpc, RpcError
 from ledger_api.chain.transactor import GasPricing
 
 _ANCHOR_BATCH = keccak(text="anchorBatch(bytes32,uint64,bytes32)")[:4]
 _ANCHOR_RECORD = keccak(text="anchorRecord(bytes32,uint32,bytes32,bytes32)")[:4]
 _BATCH = keccak(text="batch(bytes32,bytes32)")[:4]
+_BATCH_ANCHORED = "0x" + keccak(text="BatchAnchored(uint64,bytes32,bytes32,uint64,bytes32)").hex()
+_FILLER_GAS = 21_000
 # EIP-1559 / geth txpool: a replacement must pay at least 10% more; 12.5% leaves headroom.
 _REPLACEMENT_BUMP_PERCENT = 125
 
@@ -111,11 +119,24 @@ class AnchorWriter:
 
     def sign(self, calldata: bytes, *, nonce: int, min_fee_level: int = 0) -> SignedTx:
         """Sign a call to the anchors contract; ``min_fee_level`` forces a replacement's higher fee."""
+        return self._sign(
+            to=self._records, data=calldata, gas=self._gas_limit, nonce=nonce, min_fee_level=min_fee_level
+        )
+
+    def filler(self, *, nonce: int) -> SignedTx:
+        """A transaction that only uses up ``nonce``: a transfer of nothing to the signer itself.
+
+        It fills a gap below this signer's queued transactions (a nonce no recorded transaction will
+        ever use, e.g. one whose block the node lost), so that the transactions above it can be mined.
+        """
+        return self._sign(to=self.address, data=b"", gas=_FILLER_GAS, nonce=nonce, min_fee_level=0)
+
+    def _sign(self, *, to: str, data: bytes, gas: int, nonce: int, min_fee_level: int) -> SignedTx:
         tx: dict[str, Any] = {
-            "to": self._records,
-            "data": calldata,
+            "to": to,
+            "data": data,
             "nonce": nonce,
-            "gas": self._gas_limit,
+            "gas": gas,
             "chainId": self._chain_id,
             "value": 0,
         }
@@ -158,15 +179,50 @@ class AnchorWriter:
         return BroadcastOutcome.ACCEPTED
 
     def receipt(self, tx_hash: str) -> dict[str, object] | None:
-        return self._rpc.receipt(tx_hash)
+        """The receipt of a mined transaction, or None (unknown, still pending, or in a lost block)."""
+        receipt = self._rpc.receipt(tx_hash)
+        if receipt is None or receipt.get("blockNumber") is None:
+            return None  # some clients answer a receipt without a block for a pending transaction
+        return receipt
 
     def anchored_batch(self, root: bytes) -> AnchoredBatch | None:
         """The batch this signer's organisation anchored under ``root``, as the chain holds it now, or None."""
         raw = self._rpc.eth_call(self._records, _BATCH + abi_encode(["bytes32", "bytes32"], [self._owner, root]))
-        owner, size, block_number, _sequence = abi_decode(["bytes32", "uint64", "uint64", "uint64"], raw)
+        try:
+            owner, size, block_number, _sequence = abi_decode(["bytes32", "uint64", "uint64", "uint64"], raw)
+        except DecodingError as exc:
+            # "0x": no contract at that address (a chain reset or restored without it). A chain problem,
+            # to be retried, not a crash of the worker.
+            raise ChainUnavailable(
+                f"RecordAnchors at {self._records} answered {raw.hex() or 'nothing'}: {exc}"
+            ) from exc
         if size == 0:
             return None
         return AnchoredBatch(size=int(size), block_number=int(block_number), owner_org=bytes(owner))
+
+    def anchoring_transaction(self, root: bytes, block_number: int) -> str | None:
+        """The hash of the transaction that emitted ``BatchAnchored`` for ``root`` in ``block_number``.
+
+        The batch root can be anchored by another transaction than the one last recorded for it (an
+        earlier copy that was mined after all, a replacement that lost): the status a caller sees must
+        name the transaction that really did it.
+        """
+        logs = self._rpc.call(
+            "eth_getLogs",
+            [
+                {
+                    "address": self._records,
+                    "fromBlock": hex(block_number),
+                    "toBlock": hex(block_number),
+                    "topics": [_BATCH_ANCHORED, None, "0x" + self._owner.hex()],
+                }
+            ],
+        )
+        for log in logs or ():
+            data = bytes.fromhex(str(log.get("data", "0x"))[2:])
+            if data[:32] == root and log.get("transactionHash"):
+                return str(log["transactionHash"])
+        return None
 
     def nonces(self) -> tuple[int, int]:
         """(mined, pending) transaction counts of the signer."""

@@ -52,7 +52,7 @@ def register(commands: Any) -> None:
     bench = commands.add_parser("bench", help="measure ingest, anchoring and gas on a devnet of its own")
     bench.add_argument("--records", type=int, default=20_000)
     bench.add_argument("--batch", type=int, default=500, help="records per HTTP request")
-    bench.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
+    bench.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     bench.add_argument("--block-time", type=float, default=1.0, help="seconds between blocks")
     bench.add_argument("--naive-seconds", type=float, default=20.0, help="how long to run the naive baseline")
     bench.add_argument("--json", action="store_true", help="one JSON object, for scripts")

@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--sync-workers",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[1, 16],
-        help="fsync threads to try for barrier=fsync, comma-separated (default 1,16)",
+        default=[1, 8],
+        help="fsync threads to try for barrier=fsync, comma-separated (default 1,8)",
     )
     parser.add_argument("--precreate-dirs", action="store_true", help="create the whole fan-out tree first")
     parser.add_argument("--single", type=int, default=500, help="also time this many one-by-one puts (0: skip)")

@@ -86,8 +86,8 @@ class LocalBlobStore:
             raise ValueError("sync_workers must be at least 1")
         self._sync_workers = sync_workers
         self._file_mode = file_mode
-        # Directories known to exist (and to be durable in their parent): saves a mkdir per put. Sets
-        # are safe to share between threads in CPython for add/contains.
+        # Directories known to exist: saves a stat per put. Sets are safe to share between threads in
+        # CPython for add/contains. A directory removed behind our back is recreated (_write_temp).
         self._known_dirs: set[Path] = set()
         self._dir_lock = threading.Lock()
         try:
@@ -172,9 +172,9 @@ class LocalBlobStore:
                     _unlink_quietly(tmp)
                 raise
             if self._barrier == "fsync":
-                # New directories' entries in their parents, then every leaf holding a renamed blob.
+                # Every directory holding a renamed blob, and the parents of directories created.
                 leaves = {path.parent for _, _, path in items}
-                self._in_parallel(_fsync_dir, sorted(leaves | new_parents, key=lambda p: -len(p.parts)))
+                self._in_parallel(_fsync_dir, sorted(leaves | new_parents))
             else:
                 _sync_filesystem(self._root)  # the renames and any new directories
         except OSError as exc:
@@ -299,12 +299,21 @@ class LocalBlobStore:
                 path.mkdir()
             changed.append(path.parent)
         self._known_dirs.add(directory)
-        # Deepest first, so that when the root's entry is synced the whole chain below it already is.
-        return list(reversed(changed))
+        return changed
 
     def _write_temp(self, directory: Path, key: str, data: bytes, *, sync: bool) -> Path:
         tmp = directory / f"{TEMP_PREFIX}{key[:16]}-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self._file_mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, self._file_mode)
+        except FileNotFoundError:
+            # The directory was cached as existing but has gone (an operator pruned empty directories):
+            # recreate it, durably, and try once more.
+            with self._dir_lock:
+                self._known_dirs.discard(directory)
+                for parent in self._make_dirs(directory):
+                    _fsync_dir(parent)
+            fd = os.open(tmp, flags, self._file_mode)
         try:
             view = memoryview(data)
             while view:
