@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from typing import Any
 
@@ -27,7 +26,7 @@ def register(commands: Any) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=run_devnet_status)
 
-    run = commands.add_parser("run", help="start the devnet and deploy, then keep them up until Ctrl-C")
+    run = commands.add_parser("run", help="devnet, contracts, demo organisations and the gateway, up until Ctrl-C")
     run.set_defaults(handler=run_services)
 
     deploy = commands.add_parser("deploy", help="deploy the contracts (a re-run reuses the recorded ones)")
@@ -97,30 +96,41 @@ def run_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run_services(args: argparse.Namespace) -> int:
+    import json as _json
     import signal
-    import threading
 
-    from ledger_api.chain.deploy import ensure_deployed
-    from ledger_api.chain.devnet import dev_account
+    import uvicorn
 
+    from ledger_api.gateway.app import create_app
+    from ledger_api.gateway.services import GatewayServices
+    from ledger_api.provision import provision
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # `finally` below stop the devnet this command started.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     ctx = CliContext.from_args(args)
     node = ctx.devnet()
     status = node.up()
     try:
-        deployment, reused = ensure_deployed(
-            transactor=ctx.transactor, store=ctx.deployments, admin=ctx.signer(args), log_writer=dev_account(4).address
-        )
+        provisioned = provision(settings=ctx.settings, transactor=ctx.transactor)
+        keys_file = ctx.settings.home / "demo-api-keys.json"
+        keys_file.write_text(_json.dumps(provisioned.api_keys, indent=2))
+        keys_file.chmod(0o600)
+        services = GatewayServices.from_settings(ctx.settings)
         print(
-            f"devnet: {status.rpc_url} (chain {status.chain_id}); contracts {'reused' if reused else 'deployed'}: "
-            f"{ctx.deployments.path(deployment.chain_id)}"
+            f"devnet:  {status.rpc_url} (chain {status.chain_id}), contracts in "
+            f"{ctx.deployments.path(provisioned.deployment.chain_id)}"
         )
-        print("running; press Ctrl-C to stop")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        print(f"gateway: http://{ctx.settings.host}:{ctx.settings.port}/v1 (OpenAPI: /v1/openapi.json)")
+        print(f"API keys of the demo organisations: {keys_file}")
+        print("running; press Ctrl-C to stop", flush=True)
+        uvicorn.run(create_app(services), host=ctx.settings.host, port=ctx.settings.port, log_level="warning")
     finally:
         node.down()
-        print("stopped the devnet (state kept)")
+        print("stopped the gateway and the devnet (state kept)")
     return 0
