@@ -24,12 +24,14 @@ class GatewayClientError(LedgerError):
 
 
 class GatewayClient:
-    def __init__(self, *, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/v1",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=timeout_s,
-        )
+    """``base_url`` is the gateway's root (``http://host:8000``); ``http`` may supply a configured
+    ``httpx.Client`` (custom TLS, proxies, or an in-process test client) whose base URL is that root."""
+
+    def __init__(
+        self, *, base_url: str = "", api_key: str, timeout_s: float = 60.0, http: httpx.Client | None = None
+    ) -> None:
+        self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self._headers = {"Authorization": f"Bearer {api_key}"}
 
     def close(self) -> None:
         self._http.close()
@@ -51,7 +53,8 @@ class GatewayClient:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
-            response = self._http.request(method, url, **kwargs)
+            headers = {**self._headers, **kwargs.pop("headers", {})}
+            response = self._http.request(method, "/v1" + url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise LedgerError(f"cannot reach the gateway at {self._http.base_url}: {exc}") from exc
         return self._check(response)

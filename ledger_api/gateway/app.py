@@ -12,8 +12,8 @@ from adapters.canonical import CanonicalRecord
 from ledger_api import __version__
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
-from ledger_api.gateway.routers import health, identity, imports, records
-from ledger_api.gateway.schemas import PushBatch
+from ledger_api.gateway.routers import health, identity, imports, records, subjects
+from ledger_api.gateway.schemas import Problem, PushBatch
 from ledger_api.gateway.services import GatewayServices
 
 API_PREFIX = "/v1"
@@ -37,6 +37,8 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        # No OAuth2 here: FastAPI's default would add an unversioned public page, /docs/oauth2-redirect.
+        swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
     app.state.services = services
@@ -45,13 +47,14 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
     app.include_router(identity.router, prefix=API_PREFIX)
     app.include_router(records.router, prefix=API_PREFIX)
     app.include_router(imports.router, prefix=API_PREFIX)
+    app.include_router(subjects.router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
     _publish_body_schemas(app)
     return app
 
 
 def _publish_body_schemas(app: FastAPI) -> None:
-    """Put the models that request bodies reference by hand into the OpenAPI components."""
+    """Put the models that request bodies and error answers reference by hand into the OpenAPI components."""
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -59,7 +62,7 @@ def _publish_body_schemas(app: FastAPI) -> None:
             return app.openapi_schema
         spec = default_openapi()
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (CanonicalRecord, PushBatch):
+        for model in (CanonicalRecord, PushBatch, Problem):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(definition.pop("$defs", {}))
             definition.pop("$schema", None)

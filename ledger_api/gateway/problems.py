@@ -6,7 +6,7 @@ status once, at the boundary, and every error answer has ``Content-Type: applica
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +18,32 @@ from ledger_api.errors import LedgerError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://ledger.example/problems/"
+
+_PROBLEM_DESCRIPTIONS = {
+    401: "No or invalid API key",
+    403: "The API key's organisation may not do this",
+    404: "Not found",
+    409: "A concurrent push created the same record version; retry",
+    413: "Body over the size limit",
+    422: "Invalid request",
+    503: "A backend (keys, index, storage, chain) is unavailable",
+}
+
+
+def problem_responses(*statuses: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error answers: ``application/problem+json`` with the ``Problem`` schema.
+
+    Without this FastAPI documents its own 422 body (``HTTPValidationError``, ``application/json``) that the
+    gateway never sends, and error statuses without any content, so clients (and schemathesis) could not
+    check them. ``descriptions`` overrides the description of a status, e.g. ``{404: "Unknown adapter"}``.
+    """
+    return {
+        status: {
+            "description": (descriptions or {}).get(status, _PROBLEM_DESCRIPTIONS[status]),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
 
 
 class GatewayError(LedgerError):
@@ -66,7 +92,14 @@ class Unavailable(GatewayError):
 
 
 def problem_response(
-    *, status: int, problem: str, title: str, detail: str, instance: str, extra: dict[str, Any] | None = None
+    *,
+    status: int,
+    problem: str,
+    title: str,
+    detail: str,
+    instance: str,
+    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + problem,
@@ -77,8 +110,10 @@ def problem_response(
     }
     if extra:
         body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer realm="ledger"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    answer_headers = dict(headers or {})
+    if status == 401:
+        answer_headers["WWW-Authenticate"] = 'Bearer realm="ledger"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=answer_headers or None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -111,9 +146,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        # Keep the exception's headers: a 405 must carry `Allow` (RFC 9110 §15.5.6), found by schemathesis.
         return problem_response(
             status=exc.status_code, problem=f"http-{exc.status_code}", title=str(exc.detail),
-            detail=str(exc.detail), instance=request.url.path,
+            detail=str(exc.detail), instance=request.url.path, headers=exc.headers,
         )  # fmt: skip
 
     app.add_exception_handler(GatewayError, gateway_error)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ledger_api.gateway.deps import CurrentOrg
+from ledger_api.gateway.problems import problem_responses
+from ledger_api.gateway.schemas import Identity
 
 router = APIRouter(tags=["identity"])
 
 
-@router.get("/me", summary="The organisation this API key authenticates as")
-def me(org_id: CurrentOrg) -> dict[str, str]:
-    return {"org_id": org_id}
+@router.get(
+    "/me",
+    response_model=Identity,
+    summary="The organisation this API key authenticates as",
+    responses=problem_responses(401),
+)
+def me(org_id: CurrentOrg) -> Identity:
+    return Identity(org_id=org_id)

@@ -13,7 +13,9 @@ from adapters import ImportContext, import_file
 from adapters.canonical import CanonicalRecord
 from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import InvalidRecord, NotFound
+from ledger_api.gateway.problems import InvalidRecord, NotFound, problem_responses
+from ledger_api.gateway.routers.records import ingest
+from ledger_api.gateway.schemas import ImportReport
 from ledger_api.gateway.services import GatewayServices
 
 router = APIRouter(tags=["import"])
@@ -25,7 +27,17 @@ router = APIRouter(tags=["import"])
     description="The body is the file itself (any content type). Returns the import report: rows, valid, "
     "duplicates (native ids) and bad rows (row, native id, reason). Importing the same file twice creates "
     "nothing new.",
-    responses={404: {"description": "Unknown adapter"}, 422: {"description": "The file cannot be read"}},
+    response_model=ImportReport,
+    # The body is read from the request stream, not declared as a parameter: document it by hand.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses=problem_responses(
+        401, 404, 409, 413, 422, 503, descriptions={404: "Unknown adapter", 422: "The file cannot be read"}
+    ),
 )
 async def import_export(
     request: Request,
@@ -61,7 +73,7 @@ def _import(
     context = ImportContext(owner_org=org_id, community_code=community, file_name=file_name, as_of=as_of)
 
     def sink(records: list[CanonicalRecord]) -> None:
-        services.ingest.push(org_id=org_id, records=records)
+        ingest(services, org_id, records)
 
     try:
         report = import_file(stream, adapter, context=context, sink=sink)

@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import CanonicalRecord, record_json_schema
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable
+from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable, problem_responses
 from ledger_api.gateway.schemas import PushedRecord, PushResponse, RecordStatus
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, VersionConflict
+from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, PushOutcome, VersionConflict
 
 router = APIRouter(tags=["records"])
 
@@ -68,28 +68,29 @@ def parse_push_body(raw: bytes) -> list[CanonicalRecord]:
     description='The body is one canonical record (schema: `GET /v1/schema/record`) or `{"records": [...]}`. '
     "The answer comes once the ciphertext is durable and the record is queued for anchoring.",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": PUSH_BODY_SCHEMA}}}},
-    responses={
-        401: {"description": "No or invalid API key"},
-        413: {"description": "Body over the size limit"},
-        422: {"description": "A record is invalid; nothing was stored"},
-    },
+    responses=problem_responses(401, 409, 413, 422, 503, descriptions={422: "A record is invalid; nothing was stored"}),
 )
 async def push_records(request: Request, org_id: CurrentOrg, services: Services) -> PushResponse:
     records = parse_push_body(await request.body())
     return await run_in_threadpool(_push, services, org_id, records)
 
 
-def _push(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> PushResponse:
-    if len(records) > services.settings.max_batch_records:
-        raise InvalidRecord(f"at most {services.settings.max_batch_records} records per request, got {len(records)}")
+def ingest(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> list[PushOutcome]:
+    """Store records, mapping refusals to problems (shared with ``/v1/import``, which answered 503 for all)."""
     try:
-        outcomes = services.ingest.push(org_id=org_id, records=records)
+        return services.ingest.push(org_id=org_id, records=records)
     except OrganisationNotEnrolled as exc:
         raise Unavailable(str(exc)) from exc
     except VersionConflict as exc:
         raise Conflict(str(exc)) from exc
     except IngestError as exc:
         raise InvalidRecord(str(exc), errors=exc.errors) from exc
+
+
+def _push(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> PushResponse:
+    if len(records) > services.settings.max_batch_records:
+        raise InvalidRecord(f"at most {services.settings.max_batch_records} records per request, got {len(records)}")
+    outcomes = ingest(services, org_id, records)
     return PushResponse(
         accepted=len(records),
         stored=sum(o.status != "unchanged" for o in outcomes),
@@ -101,7 +102,7 @@ def _push(services: GatewayServices, org_id: str, records: list[CanonicalRecord]
     "/records/{record_id}/status",
     response_model=RecordStatus,
     summary="Pending or anchored, with the transaction and block",
-    responses={404: {"description": "No such record visible to the caller"}},
+    responses=problem_responses(401, 404, 422, descriptions={404: "No such record visible to the caller"}),
 )
 def record_status(record_id: RecordId, org_id: CurrentOrg, services: Services) -> RecordStatus:
     with Session(services.engine) as session:

@@ -1,0 +1,69 @@
+"""``/v1/subjects``: find records about the same person or flat across organisations, without plaintext.
+
+The index keeps only keyed blind indexes (HMAC-SHA256 under the consortium key) of normalised ID
+numbers and addresses. A department asks the gateway for the blind index of a value it already
+holds, then lists the records linked to it that it may see.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from sqlmodel import Session, col, select
+
+from adapters.canonical import blind_index, normalise_address, normalise_id_number
+from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.problems import InvalidRecord
+from ledger_api.gateway.schemas import BlindIndexRequest, BlindIndexResponse, RecordSummary, SubjectRecords
+from ledger_api.gateway.visibility import visible_records_filter
+from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
+
+router = APIRouter(tags=["subjects"])
+
+
+@router.post("/subjects/blind-index", response_model=BlindIndexResponse, summary="Blind index of an ID or address")
+def compute_blind_index(request: BlindIndexRequest, org_id: CurrentOrg, services: Services) -> BlindIndexResponse:
+    if (request.id_number is None) == (request.address is None):
+        raise InvalidRecord("give exactly one of id_number and address")
+    key = services.keystore.consortium_key()
+    if request.id_number is not None:
+        try:
+            normalised = normalise_id_number(request.id_number)
+        except ValueError as exc:
+            raise InvalidRecord(f"id_number: {exc}") from exc
+        return BlindIndexResponse(kind="id_number", blind_index=blind_index(key, "id_number", normalised))
+    normalised = normalise_address(request.address or "")
+    if not normalised:
+        raise InvalidRecord("address: nothing left after normalisation")
+    return BlindIndexResponse(kind="address", blind_index=blind_index(key, "address", normalised))
+
+
+@router.get(
+    "/subjects/{blind_index}/records",
+    response_model=SubjectRecords,
+    summary="Records linked to a blind index that the caller may see",
+)
+def subject_records(
+    blind_index: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], org_id: CurrentOrg, services: Services
+) -> SubjectRecords:
+    with Session(services.engine) as session:
+        rows = session.exec(
+            select(RecordVersion, AnchorBatch)
+            .join(SubjectLink, col(SubjectLink.record_id) == col(RecordVersion.record_id))
+            .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
+            .where(col(SubjectLink.blind_index) == blind_index, visible_records_filter(org_id))
+            .order_by(col(RecordVersion.occurred_at), col(RecordVersion.record_id), col(RecordVersion.version))
+        ).all()
+    latest: dict[str, RecordSummary] = {}
+    for version, batch in rows:
+        latest[version.record_id] = RecordSummary(
+            record_id=version.record_id,
+            version=version.version,
+            owner_org=version.owner_org,
+            record_type=version.record_type,
+            community_code=version.community_code,
+            occurred_at=version.occurred_at.isoformat(),
+            state="anchored" if batch is not None and batch.state == "anchored" else "pending",
+        )
+    return SubjectRecords(blind_index=blind_index, records=list(latest.values()))
