@@ -46,8 +46,12 @@ class JsonRpc:
             answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ChainUnavailable(f"{method} to {self._url} failed: {exc}") from exc
+        if not isinstance(answer, dict):
+            raise ChainUnavailable(f"{method} to {self._url}: not a JSON-RPC answer: {str(answer)[:100]}")
         if "error" in answer and answer["error"] is not None:
             error = answer["error"]
+            if not isinstance(error, dict):
+                raise ChainUnavailable(f"{method} to {self._url}: malformed error {str(error)[:100]}")
             raise RpcError(
                 method=method,
                 code=int(error.get("code", 0)),
@@ -56,14 +60,21 @@ class JsonRpc:
             )
         return answer.get("result")
 
+    def _quantity(self, method: str, params: list[Any] | None = None) -> int:
+        result = self.call(method, params)
+        try:
+            return int(result, 16)
+        except (TypeError, ValueError):
+            raise ChainUnavailable(f"{method} to {self._url}: expected a hex quantity, got {result!r}") from None
+
     def chain_id(self) -> int:
-        return int(self.call("eth_chainId"), 16)
+        return self._quantity("eth_chainId")
 
     def block_number(self) -> int:
-        return int(self.call("eth_blockNumber"), 16)
+        return self._quantity("eth_blockNumber")
 
     def nonce(self, address: str, block: str = "pending") -> int:
-        return int(self.call("eth_getTransactionCount", [address, block]), 16)
+        return self._quantity("eth_getTransactionCount", [address, block])
 
     def eth_call(self, to: str, data: bytes, block: str = "latest") -> bytes:
         result = self.call("eth_call", [{"to": to, "data": "0x" + data.hex()}, block])
@@ -79,10 +90,10 @@ class JsonRpc:
         return dict(result) if result else None
 
     def gas_price(self) -> int:
-        return int(self.call("eth_gasPrice"), 16)
+        return self._quantity("eth_gasPrice")
 
     def max_priority_fee(self) -> int:
         try:
-            return int(self.call("eth_maxPriorityFeePerGas"), 16)
-        except RpcError:
+            return self._quantity("eth_maxPriorityFeePerGas")
+        except (RpcError, ChainUnavailable):
             return 0
