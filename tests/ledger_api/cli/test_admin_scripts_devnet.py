@@ -50,7 +50,8 @@ def grants(run) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 def test_admin_scripts_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     first = json.loads(run("deploy", "--json", script="deploy.py").stdout)
     again = json.loads(run("deploy", "--json").stdout)
-    assert first["reused"] is False and again["reused"] is True
+    assert first["reused"] is False
+    assert again["reused"] is True
     assert first["addresses"] == again["addresses"]
 
     run(
@@ -106,9 +107,11 @@ def test_admin_scripts_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[
     run("grant", "--owner", "PS-E2E-01", "--grantee", "CM-E2E-01", "--purpose", "fire_safety", "--days", "1")
     listed = grants(run)
     assert [(g["grant_id"], g["by_admin"], g["state"]) for g in listed] == [(1, False, "active"), (2, True, "active")]
-    assert listed[0]["record_types"] == ["incident"] and listed[0]["communities"] == ["330102002"]
+    assert listed[0]["record_types"] == ["incident"]
+    assert listed[0]["communities"] == ["330102002"]
     table = run("grants", "list", script="grants.py").stdout
-    assert "PS-E2E-01" in table and "elderly_care" in table
+    assert "PS-E2E-01" in table
+    assert "elderly_care" in table
 
     run("revoke", "2", script="revoke.py")
     assert [g["state"] for g in grants(run)][1].startswith("revoked@")
@@ -181,11 +184,14 @@ def test_errors_are_one_clear_line(run, tmp_path: Path) -> None:  # type: ignore
     )
     result = run("policy", "plan", str(bad), ok=False)
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "grants[0]" in result.stderr and "unknown purpose 'gossip'" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "grants[0]" in result.stderr
+    assert "unknown purpose 'gossip'" in result.stderr
 
     missing = run("revoke", "999", ok=False)
     assert missing.stderr.strip() == "ledger: error: GrantRegistryUnknownGrant(999)"
 
     unreachable = run("grants", "list", "--rpc-url", "http://127.0.0.1:9", ok=False)
-    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.returncode == 1
+    assert "Traceback" not in unreachable.stderr
