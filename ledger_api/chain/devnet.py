@@ -66,6 +66,7 @@ class Devnet:
         block_time_s: float | None = None,
         prune_history: bool = False,
         persist: bool = True,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self._home = home
         self._host = host
@@ -74,6 +75,7 @@ class Devnet:
         self._block_time_s = block_time_s
         self._prune_history = prune_history
         self._persist = persist
+        self._extra_args = extra_args
 
     @property
     def rpc_url(self) -> str:
@@ -108,7 +110,7 @@ class Devnet:
             cmd += ["--block-time", str(self._block_time_s)]
         if self._prune_history:
             cmd += ["--prune-history"]
-        return cmd
+        return cmd + list(self._extra_args)
 
     def up(self, *, timeout_s: float = 30.0) -> DevnetStatus:
         """Start anvil unless it already runs; return once it answers JSON-RPC."""

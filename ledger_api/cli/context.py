@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from functools import cached_property
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -30,7 +31,9 @@ def add_signer_options(parser: argparse.ArgumentParser) -> None:
         help=f"environment variable holding the signer's hex private key (default {ADMIN_KEY_ENV}; "
         "on the devnet the first dev account when unset)",
     )
-    parser.add_argument("--keystore", help="encrypted JSON keystore of the signer (password: LEDGER_KEYSTORE_PASSWORD)")
+    parser.add_argument(
+        "--keystore", type=Path, help="encrypted JSON keystore of the signer (password: LEDGER_KEYSTORE_PASSWORD)"
+    )
 
 
 class CliContext:
