@@ -13,7 +13,7 @@ from ledger_api import __version__
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
 from ledger_api.gateway.routers import health, identity, imports, records, subjects
-from ledger_api.gateway.schemas import Problem, PushBatch
+from ledger_api.gateway.schemas import BlindIndexRequest, Problem, PushBatch
 from ledger_api.gateway.services import GatewayServices
 
 API_PREFIX = "/v1"
@@ -62,7 +62,7 @@ def _publish_body_schemas(app: FastAPI) -> None:
             return app.openapi_schema
         spec = default_openapi()
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (CanonicalRecord, PushBatch, Problem):
+        for model in (CanonicalRecord, PushBatch, BlindIndexRequest, Problem):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(definition.pop("$defs", {}))
             definition.pop("$schema", None)

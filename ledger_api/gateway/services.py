@@ -18,7 +18,7 @@ from ledger_api.crypto.keystore import DEMO_MASTER_SECRET, OrgKeystore, require_
 from ledger_api.index.database import make_engine
 from ledger_api.records.ingest import IngestService
 from ledger_api.settings import Settings
-from ledger_api.storage import BlobStore, blob_store_from_settings
+from ledger_api.storage import BlobStore, S3BlobStore, blob_store_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ class GatewayServices:
         demo = settings.demo or chain_id == DEVNET_CHAIN_ID
         engine = make_engine(settings.index_url)
         blobs = blob_store_from_settings(settings.blob_store_url)
+        if isinstance(blobs, S3BlobStore):
+            # As the local store creates its directory, the gateway creates its bucket if missing: a fresh
+            # deployment needs no manual step, and a bucket that is neither reachable nor creatable fails the
+            # start-up instead of every push (StorageError).
+            blobs.ensure_bucket()
         keystore = OrgKeystore.open(settings.keystore_dir, master_secret=secret, demo=demo)
         signers = SignerStore(directory=settings.home / "signers", password=secret)
         writers = {}

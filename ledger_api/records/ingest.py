@@ -34,6 +34,7 @@ from ledger_api.errors import LedgerError
 from ledger_api.index.models import RecordVersion, SubjectLink
 
 PushStatus = Literal["created", "new_version", "unchanged"]
+_COMMUNITY_CODE_MAX: int = RecordVersion.__table__.c.community_code.type.length  # type: ignore[attr-defined]
 
 
 class IngestError(LedgerError):
@@ -142,6 +143,16 @@ class IngestService:
                         "index": position,
                         "field": "record_id",
                         "message": f"record_id must be derive_record_id(owner, type, native id) = {expected}",
+                    }
+                )
+            # The index column is VARCHAR(32), and PostgreSQL text cannot hold NUL: both answered 500 on
+            # PostgreSQL only, after the blob was written (tests/ledger_api/gateway/test_backends_devnet.py).
+            if len(record.community_code) > _COMMUNITY_CODE_MAX or "\x00" in record.community_code:
+                errors.append(
+                    {
+                        "index": position,
+                        "field": "community_code",
+                        "message": f"community_code must have at most {_COMMUNITY_CODE_MAX} characters and no NUL",
                     }
                 )
             # The schema's pattern admits any 18 digits; the blind index needs a valid GB 11643 number, and a
