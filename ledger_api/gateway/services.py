@@ -103,6 +103,16 @@ class GatewayServices:
             self._thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="anchoring", daemon=True)
             self._thread.start()
 
+    def anchoring_health(self) -> str:
+        """ "ok …" while the worker thread runs; its error count and last error either way."""
+        thread = self._thread
+        errors = f"{self.worker.errors} error(s)" + (
+            f", last: {self.worker.last_error}" if self.worker.last_error else ""
+        )
+        if thread is None:
+            return f"ok (not started in this process; {errors})"
+        return f"ok (running; {errors})" if thread.is_alive() else f"unavailable: worker stopped ({errors})"
+
     def stop(self) -> None:
         """Stop the anchoring worker; the services stay usable."""
         self._stop.set()

@@ -41,6 +41,7 @@ def ready(services: Services) -> JSONResponse:
         checks["chain"] = f"ok (block {services.rpc.block_number()})"
     except LedgerError as exc:
         checks["chain"] = f"unavailable: {exc}"
+    checks["anchoring"] = services.anchoring_health()
     ok = all(v.startswith("ok") for v in checks.values())
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

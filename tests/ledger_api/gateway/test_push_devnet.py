@@ -219,7 +219,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/v1/health").json()["status"] == "ok"
     ready = client.get("/v1/ready").json()
     assert ready["status"] == "ok"
-    assert set(ready["checks"]) == {"index", "blobs", "chain"}
+    assert set(ready["checks"]) == {"index", "blobs", "chain", "anchoring"}
 
 
 def test_import_endpoint_reports_rows_and_stores_records(client: TestClient, ledger_home: Ledger) -> None:
