@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from web3 import Web3
 
 from adapters.canonical import CanonicalRecord, Location, RecordType, Source, derive_record_id
 from ledger_api.chain.anchor_writer import AnchorWriter
@@ -133,7 +132,7 @@ def run_bench(
     try:
         node.up()
         settings = Settings(home=home, rpc_url=node.rpc_url, anchor_max_wait_s=1.0)
-        transactor = Transactor(w3=Web3(Web3.HTTPProvider(node.rpc_url)))
+        transactor = Transactor.from_url(node.rpc_url)
         progress("provisioning organisations and keys")
         provisioned = provision(settings=settings, transactor=transactor)
         token = provisioned.api_keys[BENCH_ORG.org_id]

@@ -15,7 +15,6 @@
 
 from ledger_api.accesslog.anchorer import AnchorerStatus, TreeHeadAnchorer, TreeHeadSettings, anchored_heads
 from ledger_api.accesslog.audit import LogAudit, SegmentScan, audit_access_log, find_segments, verify_log
-from ledger_api.accesslog.chain import ChainTreeHead, Preflight, TreeHeadReader, TreeHeadWriter, auditor_recipients
 from ledger_api.accesslog.entry import ENTRY_FORMAT, AppendedEntry, Entry, format_time
 from ledger_api.accesslog.errors import (
     AccessLogCorrupted,
@@ -37,6 +36,7 @@ from ledger_api.accesslog.segment import (
     parse_segment,
     seal_segment,
 )
+from ledger_api.chain.tree_heads import ChainTreeHead, Preflight, TreeHeadReader, TreeHeadWriter, auditor_recipients
 
 __all__ = [
     "ENTRY_FORMAT",

@@ -49,12 +49,12 @@ from typing import Protocol
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from ledger_api.accesslog.chain import ChainTreeHead, Preflight, TreeHeadWriter
 from ledger_api.accesslog.errors import AccessLogDiverged, AccessLogError
 from ledger_api.accesslog.log import AccessLog
 from ledger_api.accesslog.segment import Recipients, seal_segment
 from ledger_api.chain.anchor_writer import BroadcastOutcome, SignedTx
 from ledger_api.chain.errors import ChainError
+from ledger_api.chain.tree_heads import ChainTreeHead, Preflight, TreeHeadWriter
 from ledger_api.index.models import AccessLogEntryRow, AccessLogHeadRow
 
 __all__ = ["AnchorerStatus", "TreeHeadAnchorer", "TreeHeadSettings", "anchored_heads"]

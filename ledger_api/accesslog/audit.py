@@ -26,10 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledger_api.accesslog.chain import ChainTreeHead, TreeHeadReader
 from ledger_api.accesslog.entry import Entry
 from ledger_api.accesslog.errors import SegmentError
 from ledger_api.accesslog.segment import OpenedSegment, is_segment, open_segment
+from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
 from ledger_api.merkle import ConsistencyProofError, MerkleTree, leaf_hash, verify_consistency
 from ledger_api.storage.errors import StorageError
 

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 from ledger_api.admin.timeparse import format_timestamp, parse_timestamp
 from ledger_api.chain.client import LedgerChain
-from ledger_api.chain.encoding import OrganisationKind, Purpose, code_to_bytes32, hex_to_bytes32
+from ledger_api.chain.encoding import OrganisationKind, Purpose, checksum_address, code_to_bytes32, hex_to_bytes32
 from ledger_api.chain.models import Grant, GrantSpec, Organisation
+from ledger_api.chain.signers import Signer
 from ledger_api.errors import LedgerError
 
 
@@ -85,7 +84,7 @@ class Action:
     """One change to make on chain."""
 
     description: str
-    run: Callable[[LedgerChain, LocalAccount], object] = field(compare=False, repr=False)
+    run: Callable[[LedgerChain, Signer], object] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +135,7 @@ def plan(policy: Policy, chain: LedgerChain) -> Plan:
     return Plan(actions=tuple(actions), notes=tuple(notes))
 
 
-def apply(plan_: Plan, chain: LedgerChain, signer: LocalAccount, *, echo: Callable[[str], None] = print) -> int:
+def apply(plan_: Plan, chain: LedgerChain, signer: Signer, *, echo: Callable[[str], None] = print) -> int:
     """Carry out every action in order; returns how many were carried out."""
     for action in plan_.actions:
         action.run(chain, signer)
@@ -176,7 +175,7 @@ def _organisation_actions(desired: DesiredOrganisation, current: Organisation | 
     actions = []
     if current.kind != desired.kind:
         notes.append(f"organisation {org_id} is a {current.kind.name.lower()} on chain; kinds cannot change")
-    if Web3.to_checksum_address(current.signer) != Web3.to_checksum_address(desired.signer):
+    if checksum_address(current.signer) != checksum_address(desired.signer):
         actions.append(
             Action(
                 description=f"change signer of {org_id}: {current.signer} -> {desired.signer}",
@@ -212,11 +211,11 @@ def _organisation_actions(desired: DesiredOrganisation, current: Organisation | 
     return actions
 
 
-def _create(spec: GrantSpec) -> Callable[[LedgerChain, LocalAccount], object]:
+def _create(spec: GrantSpec) -> Callable[[LedgerChain, Signer], object]:
     return lambda chain, signer: chain.create_grant(signer=signer, spec=spec)
 
 
-def _revoke(grant_id: int) -> Callable[[LedgerChain, LocalAccount], object]:
+def _revoke(grant_id: int) -> Callable[[LedgerChain, Signer], object]:
     return lambda chain, signer: chain.revoke_grant(signer=signer, grant_id=grant_id)
 
 
@@ -275,7 +274,7 @@ def _parse_organisation(item: Mapping[str, Any], *, where: str) -> DesiredOrgani
     try:
         code_to_bytes32(org_id)
         kind = OrganisationKind.parse(str(_require(item, "kind", where)))
-        signer = Web3.to_checksum_address(str(_require(item, "signer", where)))
+        signer = checksum_address(str(_require(item, "signer", where)))
     except ValueError as exc:
         raise PolicyError(f"{where}: {exc}") from None
     key_text = item.get("public_key")

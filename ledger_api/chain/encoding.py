@@ -89,6 +89,16 @@ def bytes32_to_code(value: bytes) -> str:
     return bytes(value).rstrip(b"\x00").decode("ascii", errors="replace")
 
 
+def checksum_address(address: str) -> str:
+    """The EIP-55 checksummed form of an address (raises ValueError when it is not one)."""
+    from eth_utils.address import to_checksum_address
+
+    try:
+        return str(to_checksum_address(address))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an Ethereum address: {address!r}") from exc
+
+
 def hex_to_bytes32(value: str) -> bytes:
     """A 32-byte value from 64 hex digits (with or without 0x)."""
     text = value[2:] if value.startswith(("0x", "0X")) else value

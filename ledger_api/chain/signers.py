@@ -16,6 +16,9 @@ from eth_account.signers.local import LocalAccount
 from ledger_api.chain.devnet import DEVNET_CHAIN_ID, dev_account, dev_private_keys
 from ledger_api.errors import ConfigurationError
 
+#: A transaction signer held in memory; other packages name it without importing eth_account.
+Signer = LocalAccount
+
 
 def load_signer(
     *,

@@ -95,6 +95,11 @@ class Transactor:
         self._receipt_timeout_s = receipt_timeout_s
         self._chain_id: int | None = None
 
+    @classmethod
+    def from_url(cls, rpc_url: str, *, gas_pricing: GasPricing = "auto", confirmations: int = 0) -> Transactor:
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        return cls(w3=w3, gas_pricing=gas_pricing, confirmations=confirmations)
+
     @property
     def w3(self) -> Web3:
         return self._w3

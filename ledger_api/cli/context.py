@@ -6,13 +6,10 @@ import argparse
 from functools import cached_property
 from pathlib import Path
 
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment, DeploymentStore
 from ledger_api.chain.devnet import Devnet
-from ledger_api.chain.signers import load_signer
+from ledger_api.chain.signers import Signer, load_signer
 from ledger_api.chain.transactor import Transactor
 from ledger_api.settings import Settings
 
@@ -47,8 +44,9 @@ class CliContext:
 
     @cached_property
     def transactor(self) -> Transactor:
-        w3 = Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 30}))
-        return Transactor(w3=w3, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations)
+        return Transactor.from_url(
+            self.rpc_url, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations
+        )
 
     @cached_property
     def deployments(self) -> DeploymentStore:
@@ -62,7 +60,7 @@ class CliContext:
     def chain(self) -> LedgerChain:
         return LedgerChain(transactor=self.transactor, deployment=self.deployment)
 
-    def signer(self, args: argparse.Namespace, *, devnet_default_index: int | None = 0) -> LocalAccount:
+    def signer(self, args: argparse.Namespace, *, devnet_default_index: int | None = 0) -> Signer:
         keystore = getattr(args, "keystore", None) or self.settings.keystore
         password = self.settings.keystore_password.get_secret_value() if self.settings.keystore_password else None
         return load_signer(

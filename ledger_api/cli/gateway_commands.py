@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -112,12 +111,9 @@ def run_enrol(args: argparse.Namespace) -> int:
         key_index, public_key = keystore.generate(args.org_id, _suite(args.suite or ctx.settings.hpke_suite))
     signer_address = None
     if args.signer_key_env:
-        from eth_account import Account
+        from ledger_api.chain.signers import load_signer
 
-        value = os.environ.get(args.signer_key_env)
-        if not value:
-            raise ConfigurationError(f"{args.signer_key_env} is not set")
-        account = Account.from_key(value.strip())
+        account = load_signer(chain_id=ctx.transactor.chain_id, key_env=args.signer_key_env, devnet_default_index=None)
         SignerStore(directory=ctx.settings.home / "signers", password=secret).put(args.org_id, account)
         signer_address = account.address
     result = {"org_id": args.org_id, "key_index": key_index, "public_key": public_key.hex(), "signer": signer_address}

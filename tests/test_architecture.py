@@ -1,0 +1,112 @@
+"""The boundaries the tree promises, checked on the source (import statements, read with ast).
+
+- ``adapters`` imports neither web3 nor FastAPI: department formats know nothing of chain or HTTP.
+- Only ``ledger_api.chain`` speaks to the chain (web3, eth-*, solc).
+- Only ``ledger_api.gateway`` and the CLI that starts it import the web framework.
+- The auditor's verifier reads chain and storage only, never the gateway's index.
+- No import cycles between modules (imports inside functions are deliberate late bindings; ignored).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+PACKAGES = ("ledger_api", "adapters")
+CHAIN_LIBRARIES = ("web3", "eth_account", "eth_abi", "eth_utils", "eth_keys", "eth_typing", "hexbytes", "solcx")
+WEB_LIBRARIES = ("fastapi", "starlette", "uvicorn")
+INDEX_MODULES = ("ledger_api.index", "sqlmodel", "sqlalchemy")
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for package in PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+MODULE_NAMES = {name for name, _ in modules()}
+
+
+def imports(path: Path, *, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.If) and top_level_only and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import sub` depends on the module pkg.sub when there is one, else on pkg itself.
+            for alias in node.names:
+                qualified = f"{node.module}.{alias.name}"
+                found.add(qualified if qualified in MODULE_NAMES else node.module)
+    return found
+
+
+def uses(imported: set[str], libraries: tuple[str, ...]) -> set[str]:
+    return {name for name in imported if name.split(".")[0] in libraries or name in libraries}
+
+
+ALL_MODULES = dict(modules())
+
+
+def test_the_scan_sees_the_tree() -> None:
+    assert "ledger_api.chain.client" in ALL_MODULES
+    assert "adapters.canonical" in ALL_MODULES
+
+
+@pytest.mark.parametrize("module", [m for m in ALL_MODULES if m.startswith("adapters")])
+def test_adapters_import_neither_web3_nor_fastapi(module: str) -> None:
+    assert not uses(imports(ALL_MODULES[module]), (*CHAIN_LIBRARIES, *WEB_LIBRARIES, "ledger_api"))
+
+
+@pytest.mark.parametrize("module", [m for m in ALL_MODULES if not m.startswith("ledger_api.chain")])
+def test_only_the_chain_package_speaks_to_the_chain(module: str) -> None:
+    assert not uses(imports(ALL_MODULES[module]), CHAIN_LIBRARIES)
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in ALL_MODULES if not m.startswith(("ledger_api.gateway", "ledger_api.cli"))]
+)
+def test_only_the_gateway_imports_the_web_framework(module: str) -> None:
+    assert not uses(imports(ALL_MODULES[module]), WEB_LIBRARIES)
+
+
+@pytest.mark.parametrize("module", [m for m in ALL_MODULES if m.startswith("ledger_api.accesslog.audit")])
+def test_the_auditors_verifier_never_reads_the_gateway_index(module: str) -> None:
+    imported = imports(ALL_MODULES[module])
+    assert not {name for name in imported if name.startswith(INDEX_MODULES)}
+
+
+def test_no_import_cycles() -> None:
+    graph: dict[str, set[str]] = {}
+    for module, path in ALL_MODULES.items():
+        targets = {name for name in imports(path, top_level_only=True) if name in ALL_MODULES and name != module}
+        graph[module] = targets
+
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in graph[node]:
+            if state.get(target) == 1:
+                cycles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
