@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
@@ -46,6 +47,7 @@ from adapters.parsing.ids import normalise_id_number as _normalise_id_number
 from adapters.parsing.location import normalise_address_text
 
 __all__ = [
+    "CODE_MAX_LENGTH",
     "DEFAULT_SENSITIVITY",
     "SCHEMA_ID",
     "SCHEMA_PATH",
@@ -71,6 +73,15 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / f"canonical-record-{S
 _RECORD_ID_DOMAIN = b"ledger/record-id/v1\x00"
 _BLIND_INDEX_DOMAIN = b"ledger/blind-index/v1\x00"
 _CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+#: Codes (organisation id, community code) are at most 32 characters: VARCHAR(32) in the index, and a
+#: bytes32 on chain (ledger_api.chain.encoding.code_to_bytes32).
+CODE_MAX_LENGTH: Final = 32
+# Printable ASCII without space (0x21-0x7E), what code_to_bytes32 accepts.
+_PRINTABLE_ASCII: Final = r"^[\x21-\x7E]+$"
+# No control character (Unicode Cc: C0, DEL, C1): no NUL for PostgreSQL text, no line breaks in logs.
+_NO_CONTROL_CHARACTERS: Final = r"^[^\x00-\x1F\x7F-\x9F]+$"
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1F\x7F-\x9F]")
 
 
 class RecordType(StrEnum):
@@ -132,7 +143,9 @@ class Subject(BaseModel):
 
     role: str = Field(min_length=1)
     name: str | None = None
-    id_number: str | None = Field(default=None, pattern=r"^\d{17}[\dX]$", description="18-character GB 11643 ID number")
+    id_number: str | None = Field(
+        default=None, pattern=r"^[0-9]{17}[0-9X]$", description="18-character GB 11643 ID number (ASCII digits)"
+    )
     phone: str | None = None
     gender: Literal["male", "female"] | None = None
     birth_date: date | None = None
@@ -152,14 +165,37 @@ class CanonicalRecord(BaseModel):
     schema_version: Literal["1.0"] = SCHEMA_VERSION
     record_id: str = Field(pattern=r"^[0-9a-f]{64}$", description="derive_record_id(owner, type, native id)")
     record_type: RecordType
-    community_code: str = Field(min_length=1)
-    owner_org: str = Field(min_length=1, description="Owning organisation id, from the import context")
+    community_code: str = Field(
+        min_length=1,
+        max_length=CODE_MAX_LENGTH,
+        pattern=_NO_CONTROL_CHARACTERS,
+        description="Community code: at most 32 characters, no control characters (the index column is VARCHAR(32))",
+    )
+    owner_org: str = Field(
+        min_length=1,
+        max_length=CODE_MAX_LENGTH,
+        pattern=_PRINTABLE_ASCII,
+        description="Owning organisation id, from the import context: 1-32 printable ASCII characters without "
+        "spaces (a bytes32 on chain)",
+    )
     source: Source
     occurred_at: AwareDatetime = Field(description="ISO 8601 with offset; local time is Asia/Shanghai")
     location: Location = Field(default_factory=Location)
     subjects: tuple[Subject, ...] = ()
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
     sensitivity: dict[str, Sensitivity] = Field(default_factory=dict)
+
+    @field_validator("community_code", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # The pattern enforces this too; this says which character, rather than quoting the pattern.
+        if isinstance(value, str) and (found := _CONTROL_CHARACTER.search(value)):
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters ({character} at position {position})",
+                {"character": f"U+{ord(found.group()):04X}", "position": found.start() + 1},
+            )
+        return value
 
     @field_validator("occurred_at")
     @classmethod

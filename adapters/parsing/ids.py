@@ -30,8 +30,9 @@ _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 # Check character for (sum mod 11) = 0..10: the value c with (sum + c) ≡ 1 (mod 11), 10 written "X".
 _CHECK = "10X98765432"
 _SEPARATORS = re.compile(r"[\s\-_.·]+")
-_ID18 = re.compile(r"^\d{17}[\dX]$")
-_ID15 = re.compile(r"^\d{15}$")
+# [0-9], not \d: \d also matches other scripts' digits (e.g. Arabic-Indic), which int() would accept.
+_ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID15 = re.compile(r"^[0-9]{15}$")
 _CHINA_TZ = timezone(timedelta(hours=8))
 
 
@@ -66,7 +67,9 @@ def normalise_id_number(raw: str) -> str:
         first17 = text[:6] + "19" + text[6:]
         return first17 + id_check_character(first17)
     if not _ID18.match(text):
-        raise ValueError(f"ID number must have 18 characters (or 15 digits), got {len(text)}")
+        raise ValueError(
+            f"ID number must be 17 digits 0-9 and a check digit or X (or 15 digits 0-9), got {len(text)} characters"
+        )
     _birth_date(text[6:14])
     expected = id_check_character(text[:17])
     if text[17] != expected:

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from pydantic import ValidationError
 
@@ -124,6 +125,106 @@ def test_canonical_json_is_sorted_compact_utf8() -> None:
 def test_id_number_pattern_enforced_in_subjects() -> None:
     with pytest.raises(ValidationError):
         Subject(role="x", id_number="51010719510124322")
+
+
+# ---- codes and ID numbers: what the index column, the chain and the blind index can hold -------
+
+
+@pytest.fixture(scope="module")
+def schema_validator() -> Any:
+    return jsonschema_rs.validator_for(record_json_schema())
+
+
+def published_schema_accepts(validator: Any, **changes: Any) -> bool:
+    data = record().to_json_dict()
+    data.update(changes)
+    return bool(validator.is_valid(data))
+
+
+@pytest.mark.parametrize("code", ["330106001001", "清河社区", "c" * 32, "A-01 东区"])
+def test_community_code_accepted(code: str, schema_validator: Any) -> None:
+    assert record(community_code=code).community_code == code
+    assert published_schema_accepts(schema_validator, community_code=code)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("", "at least 1 character"),
+        ("c" * 33, "at most 32 characters"),  # the index column is VARCHAR(32)
+        ("3301\x00", "control characters (U+0000 at position 5)"),  # PostgreSQL text cannot hold NUL
+        ("33\n01", "control characters (U+000A at position 3)"),
+        ("\t3301", "control characters (U+0009 at position 1)"),
+        ("3301\x7f", "U+007F"),
+        ("3301\x85", "U+0085"),  # C1 controls too
+    ],
+)
+def test_community_code_rejected(code: str, message: str, schema_validator: Any) -> None:
+    with pytest.raises(ValidationError, match="community_code") as caught:
+        record(community_code=code)
+    assert message in str(caught.value)
+    assert not published_schema_accepts(schema_validator, community_code=code)
+
+
+@pytest.mark.parametrize("org", ["org-police-1", "PS-XIHU-01", "o" * 32, "!#~"])
+def test_owner_org_accepted(org: str, schema_validator: Any) -> None:
+    assert record(owner_org=org).owner_org == org
+    assert published_schema_accepts(schema_validator, owner_org=org)
+    # What the schema accepts fits a bytes32 on chain (ledger_api.chain.encoding.code_to_bytes32).
+    raw = org.encode("ascii")
+    assert 1 <= len(raw) <= 32
+    assert all(33 <= b < 127 for b in raw)
+
+
+@pytest.mark.parametrize(
+    ("org", "message"),
+    [
+        ("", "at least 1 character"),
+        ("o" * 33, "at most 32 characters"),
+        ("org police", "pattern"),  # a space
+        ("org\x00", "pattern"),
+        ("公安分局", "pattern"),  # not ASCII: would not fit a bytes32 as 32 characters
+        ("ｏｒｇ-1", "pattern"),  # full-width
+    ],
+)
+def test_owner_org_rejected(org: str, message: str, schema_validator: Any) -> None:
+    with pytest.raises(ValidationError, match="owner_org") as caught:
+        record(owner_org=org)
+    assert message in str(caught.value)
+    assert not published_schema_accepts(schema_validator, owner_org=org)
+
+
+def test_codes_declare_their_limits_in_the_published_schema() -> None:
+    properties = record_json_schema()["properties"]
+    for name in ("community_code", "owner_org"):
+        assert (properties[name]["minLength"], properties[name]["maxLength"]) == (1, 32)
+        assert "pattern" in properties[name]
+    assert properties["owner_org"]["pattern"] == "^[\\x21-\\x7E]+$"
+    assert properties["community_code"]["pattern"] == "^[^\\x00-\\x1F\\x7F-\\x9F]+$"
+
+
+@pytest.mark.parametrize(
+    "digits",
+    [
+        "١١٠١٠٥١٩٤٩١٢٣١٠٠٢",  # Arabic-Indic: \d matches them, and int() reads them
+        "११०१०५१९४९१२३१००२",  # Devanagari
+        "１１０１０５１９４９１２３１００２",  # full-width: folded by normalise_id_number, not by the schema
+    ],
+)
+def test_id_number_digits_are_ascii_only(digits: str, schema_validator: Any) -> None:
+    assert Subject(role="x", id_number="11010519491231002X").id_number == "11010519491231002X"
+    with pytest.raises(ValidationError, match="id_number"):
+        Subject(role="x", id_number=digits + "X")
+    subject = {**record().to_json_dict()["subjects"][0], "id_number": digits + "X"}
+    assert not published_schema_accepts(schema_validator, subjects=[subject])
+
+
+@pytest.mark.parametrize("number", ["١١٠١٠٥١٩٤٩١٢٣١٠٠٢X", "١١٠١٠٥٤٩١٢٣١٠٠٢"])
+def test_normalise_id_number_refuses_other_scripts_digits(number: str) -> None:
+    # NFKC leaves Arabic-Indic digits alone; the 18- and 15-digit patterns must not take them as digits.
+    with pytest.raises(ValueError, match="17 digits 0-9"):
+        normalise_id_number(number)
+    assert normalise_id_number("110105491231002") == "11010519491231002X"
 
 
 def test_blind_index() -> None:
