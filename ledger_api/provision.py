@@ -20,7 +20,7 @@ from ledger_api.chain.transactor import Transactor
 from ledger_api.crypto import hpke
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.gateway.apikeys import issue_key
-from ledger_api.gateway.services import master_secret
+from ledger_api.gateway.services import LOG_WRITER_ID, master_secret
 from ledger_api.index.database import make_engine
 from ledger_api.settings import Settings
 
@@ -80,6 +80,8 @@ def provision(
     signers = SignerStore(directory=settings.home / "signers", password=secret)
     enrolled = set(keystore.org_ids())
     known_signers = set(signers.org_ids())
+    if LOG_WRITER_ID not in known_signers:
+        signers.put(LOG_WRITER_ID, dev_account(LOG_WRITER_ACCOUNT))
     desired = []
     for org in organisations:
         if org.org_id not in enrolled:

@@ -53,7 +53,8 @@ def format_time(moment: datetime) -> str:
 
 
 class Entry(BaseModel):
-    """An access entry (frozen). ``grant_id`` is 0 exactly when the read was an emergency read."""
+    """An access entry (frozen). ``grant_id`` is 0 for an emergency read and for an owner reading its own
+    record; every other read names the grant it relied on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,7 +90,8 @@ class Entry(BaseModel):
     def _grant_or_emergency(self) -> Entry:
         if self.emergency and self.grant_id != 0:
             raise ValueError("an emergency read names no grant: grant_id must be 0")
-        if not self.emergency and self.grant_id == 0:
+        if not self.emergency and self.grant_id == 0 and self.accessor_org != self.owner_org:
+            # The owner reading its own record needs no grant; anyone else names one or reads in an emergency.
             raise ValueError("a read that is not an emergency read must name its grant (grant_id > 0)")
         return self
 

@@ -24,6 +24,7 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The API key's organisation may not do this",
     404: "Not found",
     409: "A concurrent push created the same record version; retry",
+    410: "Gone: the record was erased",
     413: "Body over the size limit",
     422: "Invalid request",
     503: "A backend (keys, index, storage, chain) is unavailable",

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from ledger_api.accesslog import AccessLog, TreeHeadAnchorer, TreeHeadSettings
 from ledger_api.anchoring.worker import AnchoringSettings, AnchoringWorker
 from ledger_api.chain.anchor_writer import AnchorWriter
 from ledger_api.chain.deploy import Deployment, DeploymentStore
 from ledger_api.chain.devnet import DEVNET_CHAIN_ID
+from ledger_api.chain.encoding import OrganisationKind
+from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.signers import SignerStore
+from ledger_api.chain.tree_heads import TreeHeadWriter
 from ledger_api.crypto.keystore import DEMO_MASTER_SECRET, OrgKeystore, require_real_secret
 from ledger_api.index.database import make_engine
 from ledger_api.records.ingest import IngestService
+from ledger_api.records.reading import ReadService
 from ledger_api.settings import Settings
 from ledger_api.storage import BlobStore, S3BlobStore, blob_store_from_settings
 
@@ -43,8 +49,13 @@ class GatewayServices:
     rpc: JsonRpc
     deployment: Deployment
     worker: AnchoringWorker
+    follower: ChainFollower
+    access_log: AccessLog
+    tree_heads: TreeHeadAnchorer | None
+    reader: ReadService
+    """Anchors the access log's tree heads; None when the gateway holds no log-writer key."""
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayServices:
@@ -64,6 +75,8 @@ class GatewayServices:
         signers = SignerStore(directory=settings.home / "signers", password=secret)
         writers = {}
         for org_id in signers.org_ids():
+            if org_id.startswith("@"):
+                continue  # the gateway's own signers (the access-log writer), not organisations
             account = signers.get(org_id)
             if account is not None:
                 writers[org_id] = AnchorWriter(
@@ -84,6 +97,8 @@ class GatewayServices:
                 confirmations=settings.confirmations,
             ),
         )
+        follower = ChainFollower(rpc=rpc, deployment=deployment)
+        access_log = AccessLog(engine)
         return cls(
             settings=settings,
             engine=engine,
@@ -94,18 +109,32 @@ class GatewayServices:
             rpc=rpc,
             deployment=deployment,
             worker=worker,
-        )
+            follower=follower,
+            access_log=access_log,
+            reader=ReadService(engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log),
+            tree_heads=_tree_head_anchorer(
+                settings=settings, rpc=rpc, chain_id=chain_id, deployment=deployment, blobs=blobs,
+                keystore=keystore, signers=signers, follower=follower, access_log=access_log,
+            ),
+        )  # fmt: skip
 
     def start(self) -> None:
-        """Start the anchoring worker (again, after a stop)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="anchoring", daemon=True)
-            self._thread.start()
+        """Start the background work (again, after a stop): record anchoring, tree heads, the chain follower."""
+        if self._threads:
+            return
+        self._stop.clear()
+        targets: list[tuple[str, Callable[[threading.Event], None]]] = [("anchoring", self.worker.run)]
+        if self.tree_heads is not None:
+            targets.append(("tree-heads", self.tree_heads.run))
+        for name, target in targets:
+            thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.follower.start(poll_s=0.2)
 
     def anchoring_health(self) -> str:
         """ "ok …" while the worker thread runs; its error count and last error either way."""
-        thread = self._thread
+        thread = self._threads[0] if self._threads else None
         errors = f"{self.worker.errors} error(s)" + (
             f", last: {self.worker.last_error}" if self.worker.last_error else ""
         )
@@ -114,13 +143,64 @@ class GatewayServices:
         return f"ok (running; {errors})" if thread.is_alive() else f"unavailable: worker stopped ({errors})"
 
     def stop(self) -> None:
-        """Stop the anchoring worker; the services stay usable."""
+        """Stop the background work; the services stay usable."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self.follower.stop()
 
     def close(self) -> None:
         self.stop()
         self.rpc.close()
         self.engine.dispose()
+
+
+#: Ids under which the gateway keeps its own keys (never organisation ids: those cannot start with "@").
+LOG_WRITER_ID = "@log-writer"
+GATEWAY_KEY_ID = "@gateway"
+
+
+def _tree_head_anchorer(
+    *,
+    settings: Settings,
+    rpc: JsonRpc,
+    chain_id: int,
+    deployment: Deployment,
+    blobs: BlobStore,
+    keystore: OrgKeystore,
+    signers: SignerStore,
+    follower: ChainFollower,
+    access_log: AccessLog,
+) -> TreeHeadAnchorer | None:
+    log_writer = signers.get(LOG_WRITER_ID)
+    if log_writer is None:
+        log.warning("no access-log writer key (%s): tree heads are not anchored by this gateway", LOG_WRITER_ID)
+        return None
+    if GATEWAY_KEY_ID not in keystore.org_ids():
+        keystore.generate(GATEWAY_KEY_ID)
+    key_index, public_key = keystore.current(GATEWAY_KEY_ID)
+
+    def auditors() -> dict[str, tuple[int, bytes]]:
+        # Segments are sealed for every active auditor organisation the chain knows now.
+        return {
+            org.org_id: (len(org.public_keys) - 1, org.public_keys[-1])
+            for org in follower.organisations()
+            if org.kind is OrganisationKind.AUDITOR and not org.suspended and org.public_keys
+        }
+
+    writer = TreeHeadWriter(
+        rpc=rpc,
+        signer=log_writer,
+        address=deployment.address("AccessLogAnchors"),
+        chain_id=chain_id,
+        gas_pricing=settings.gas_pricing,
+    )
+    return TreeHeadAnchorer(
+        log=access_log,
+        blobs=blobs,
+        writer=writer,
+        gateway_key=(GATEWAY_KEY_ID, key_index, public_key),
+        auditors=auditors,
+        settings=TreeHeadSettings(max_wait_s=settings.anchor_max_wait_s, confirmations=settings.confirmations),
+    )

@@ -81,7 +81,7 @@ def subject_records(
             select(RecordVersion, AnchorBatch)
             .join(SubjectLink, col(SubjectLink.record_id) == col(RecordVersion.record_id))
             .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
-            .where(col(SubjectLink.blind_index) == blind_index, visible_records_filter(org_id))
+            .where(col(SubjectLink.blind_index) == blind_index, visible_records_filter(org_id, services.follower))
             .order_by(col(RecordVersion.occurred_at), col(RecordVersion.record_id), col(RecordVersion.version))
         ).all()
     latest: dict[str, RecordSummary] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,10 @@ class Chain:
         _mined, pending = writer.nonces()
         tx = writer.sign(TreeHeadWriter.anchor_calldata(size, root), nonce=pending)
         assert writer.broadcast(tx) is BroadcastOutcome.ACCEPTED
-        receipt = writer.receipt(tx.tx_hash)
+        # anvil mines on its own task: under load the receipt can lag the broadcast by a moment.
+        deadline = time.monotonic() + 30
+        while (receipt := writer.receipt(tx.tx_hash)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert receipt is not None
         assert int(str(receipt["status"]), 16) == 1
 

@@ -1,0 +1,108 @@
+"""The read path: grants as the chain holds them, masking by purpose, every read logged first."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.canonical import CanonicalRecord, canonical_json
+from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.devnet import dev_account
+from ledger_api.chain.encoding import Purpose
+from ledger_api.chain.models import GrantSpec
+from ledger_api.chain.transactor import Transactor
+from ledger_api.crypto.envelope import verify_commitment
+from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, wait_until
+from tests.ledger_api.gateway.records import payload, sample_records
+
+pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
+
+
+def chain_of(ledger: Ledger) -> LedgerChain:
+    return LedgerChain(
+        transactor=Transactor.from_url(ledger.settings.rpc_url), deployment=ledger.provisioned.deployment
+    )
+
+
+def read(client: TestClient, ledger: Ledger, org: str, record_id: str, **params: object) -> object:
+    return client.get(f"/v1/records/{record_id}", params=params, headers=ledger.auth(org))
+
+
+def test_a_grant_opens_reads_for_its_purpose_and_a_revoke_closes_them_at_once(
+    client: TestClient, ledger_home: Ledger
+) -> None:
+    incidents = [r for r in sample_records("police.incidents", POLICE)[:30] if any(s.id_number for s in r.subjects)]
+    assert client.post("/v1/records", json=payload(incidents), headers=ledger_home.auth(POLICE)).status_code == 202
+    target = incidents[0]
+    services = client.app.state.services  # type: ignore[attr-defined]
+
+    # No grant: the record does not exist for the committee, in reads and in listings.
+    assert read(client, ledger_home, COMMITTEE, target.record_id, purpose="elderly_care").status_code == 404  # type: ignore[attr-defined]
+    listed = client.get("/v1/records", headers=ledger_home.auth(COMMITTEE)).json()["records"]
+    assert target.record_id not in {r["record_id"] for r in listed}
+
+    chain = chain_of(ledger_home)
+    now = chain.latest_timestamp()
+    grant_id, _ = chain.create_grant(signer=dev_account(1), spec=GrantSpec(
+        owner_org=POLICE, grantee_org=COMMITTEE, purpose=Purpose.ELDERLY_CARE, valid_from=now - 10,
+        valid_until=now + 3600, record_types=("incident",), communities=(target.community_code,)))  # fmt: skip
+
+    size_before = services.access_log.size
+    answer = read(client, ledger_home, COMMITTEE, target.record_id, purpose="elderly_care", grant=grant_id)
+    assert answer.status_code == 200, answer.text  # type: ignore[attr-defined]
+    body = answer.json()  # type: ignore[attr-defined]
+    subject = next(s for s in body["record"]["subjects"] if s["id_number"])
+    original = next(s for s in target.subjects if s.id_number)
+    assert subject["id_number"] != original.id_number
+    assert "*" in subject["id_number"]
+    assert any(path.endswith("id_number") for path in body["masked_fields"])
+    assert body["anchor"]["salt"] is None  # masked: the commitment cannot be recomputed by this reader
+    assert body["access"]["grant_id"] == grant_id
+    assert body["access"]["emergency"] is False
+    # The access entry was durable before the answer: it is in the log, at the index the answer names.
+    assert services.access_log.size == size_before + 1
+    entry = services.access_log.entry(body["access"]["entry_index"])
+    assert (entry.accessor_org, entry.record_id, entry.grant_id, entry.purpose) == (
+        COMMITTEE, target.record_id, grant_id, "elderly_care")  # fmt: skip
+
+    listed = client.get("/v1/records", headers=ledger_home.auth(COMMITTEE)).json()["records"]
+    in_scope = {r.record_id for r in incidents if r.community_code == target.community_code}
+    assert in_scope <= {r["record_id"] for r in listed}
+
+    wrong_purpose = read(client, ledger_home, COMMITTEE, target.record_id, purpose="investigation", grant=grant_id)
+    assert wrong_purpose.status_code == 403  # type: ignore[attr-defined]
+    assert "WRONG_PURPOSE" in wrong_purpose.json()["detail"]  # type: ignore[attr-defined]
+    other = read(client, ledger_home, PROPERTY, target.record_id, purpose="elderly_care", grant=grant_id)
+    assert other.status_code == 404  # type: ignore[attr-defined]
+
+    chain.revoke_grant(signer=dev_account(1), grant_id=grant_id)
+    revoked = read(client, ledger_home, COMMITTEE, target.record_id, purpose="elderly_care", grant=grant_id)
+    assert revoked.status_code == 403  # type: ignore[attr-defined]
+    assert "REVOKED" in revoked.json()["detail"]  # type: ignore[attr-defined]
+    assert services.access_log.size == size_before + 1  # refused reads release nothing and log nothing
+
+
+def test_the_owner_reads_in_clear_and_checks_the_commitment(client: TestClient, ledger_home: Ledger) -> None:
+    record = sample_records("police.incidents", POLICE)[40]
+    client.post("/v1/records", json=payload([record]), headers=ledger_home.auth(POLICE))
+    body = read(client, ledger_home, POLICE, record.record_id, purpose="investigation").json()  # type: ignore[attr-defined]
+    assert body["masked_fields"] == []
+    received = CanonicalRecord.model_validate(body["record"])
+    assert received == record
+    verify_commitment(canonical_json(received), bytes.fromhex(body["anchor"]["salt"]), body["anchor"]["commitment"])
+    wait_until(lambda: read(client, ledger_home, POLICE, record.record_id, purpose="audit").json()["anchor"][  # type: ignore[attr-defined]
+        "transaction"] is not None)  # fmt: skip
+
+
+def test_emergency_reads_are_for_configured_kinds_and_flagged(client: TestClient, ledger_home: Ledger) -> None:
+    hazard = sample_records("committee.hazard_reports", COMMITTEE)[7]
+    client.post("/v1/records", json=payload([hazard]), headers=ledger_home.auth(COMMITTEE))
+    police = read(client, ledger_home, POLICE, hazard.record_id, purpose="emergency_response")
+    assert police.status_code == 200  # type: ignore[attr-defined]
+    access = police.json()["access"]  # type: ignore[attr-defined]
+    assert access["emergency"] is True
+    assert access["grant_id"] == 0
+    incident = sample_records("police.incidents", POLICE)[50]
+    client.post("/v1/records", json=payload([incident]), headers=ledger_home.auth(POLICE))
+    committee = read(client, ledger_home, COMMITTEE, incident.record_id, purpose="emergency_response")
+    assert committee.status_code == 404  # type: ignore[attr-defined]
