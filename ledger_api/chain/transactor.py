@@ -15,7 +15,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3Exception
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3Exception, Web3RPCError
 from web3.types import TxParams, TxReceipt, Wei
 
 from ledger_api.chain.artifacts import load_artifacts
@@ -74,6 +74,20 @@ def _abi_type(param: dict[str, Any]) -> str:
         inner = ",".join(_abi_type(c) for c in param["components"])
         return f"({inner}){param['type'][5:]}"
     return str(param["type"])
+
+
+_NONCE_RETRIES = 5
+
+
+class _NonceTaken(Exception):
+    """Another sender used this signer's nonce first."""
+
+
+def _nonce_taken(message: str) -> bool:
+    text = message.lower()
+    return any(
+        f in text for f in ("nonce too low", "nonce_too_low", "underpriced", "already known", "known transaction")
+    )
 
 
 class Transactor:
@@ -143,7 +157,20 @@ class Transactor:
             raise ChainUnavailable(f"chain call failed: {exc}") from exc
 
     def transact(self, fn: Any, *, signer: LocalAccount, gas: int | None = None) -> TxReceipt:
-        """Send ``fn`` (a bound contract function or constructor) signed by ``signer``; wait for it."""
+        """Send ``fn`` (a bound contract function or constructor) signed by ``signer``; wait for it.
+
+        An organisation's signer may also be sending anchors from the gateway at the same moment; when
+        the node says the nonce is taken (too low, or a pending transaction already holds it), the call
+        is signed again with a fresh nonce, a few times, rather than failing.
+        """
+        for attempt in range(_NONCE_RETRIES):
+            try:
+                return self._transact_once(fn, signer=signer, gas=gas)
+            except _NonceTaken:
+                time.sleep(0.1 * (attempt + 1))
+        return self._transact_once(fn, signer=signer, gas=gas)
+
+    def _transact_once(self, fn: Any, *, signer: LocalAccount, gas: int | None) -> TxReceipt:
         params: TxParams = {"from": signer.address, "chainId": self.chain_id}
         try:
             params["nonce"] = self._w3.eth.get_transaction_count(signer.address, "pending")
@@ -159,6 +186,13 @@ class Transactor:
         signed = signer.sign_transaction(tx)
         try:
             tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Web3RPCError as exc:
+            if _nonce_taken(str(exc)):
+                raise _NonceTaken from exc
+            raise ChainUnavailable(f"transaction refused: {exc}") from exc
+        except (OSError, Web3Exception) as exc:
+            raise ChainUnavailable(f"transaction not sent: {exc}") from exc
+        try:
             receipt = self._w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self._receipt_timeout_s)
         except (OSError, Web3Exception) as exc:
             raise ChainUnavailable(f"transaction not confirmed: {exc}") from exc

@@ -54,6 +54,8 @@ def register(commands: Any) -> None:
     bench.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     bench.add_argument("--block-time", type=float, default=1.0, help="seconds between blocks")
     bench.add_argument("--naive-seconds", type=float, default=20.0, help="how long to run the naive baseline")
+    bench.add_argument("--reads", type=int, default=5_000, help="logged reads to measure")
+    bench.add_argument("--read-clients", type=int, default=16, help="concurrent readers")
     bench.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     bench.set_defaults(handler=run_bench)
 
@@ -228,6 +230,8 @@ def run_bench(args: argparse.Namespace) -> int:
         clients=args.clients,
         block_time_s=args.block_time,
         naive_seconds=args.naive_seconds,
+        reads=args.reads,
+        read_clients=args.read_clients,
         progress=(lambda message: print(f"bench: {message}", file=sys.stderr)) if not args.json else (lambda _m: None),
     )
     print(result_json(result) if args.json else render(result))

@@ -12,7 +12,18 @@ from adapters.canonical import CanonicalRecord
 from ledger_api import __version__
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
-from ledger_api.gateway.routers import health, identity, imports, reads, records, subjects
+from ledger_api.gateway.routers import (
+    erasure,
+    feed,
+    health,
+    identity,
+    imports,
+    proofs,
+    reads,
+    records,
+    review,
+    subjects,
+)
 from ledger_api.gateway.schemas import BlindIndexRequest, Problem, PushBatch
 from ledger_api.gateway.services import GatewayServices
 
@@ -49,6 +60,10 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
     app.include_router(reads.router, prefix=API_PREFIX)
     app.include_router(imports.router, prefix=API_PREFIX)
     app.include_router(subjects.router, prefix=API_PREFIX)
+    app.include_router(proofs.router, prefix=API_PREFIX)
+    app.include_router(feed.router, prefix=API_PREFIX)
+    app.include_router(erasure.router, prefix=API_PREFIX)
+    app.include_router(review.router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
     _publish_body_schemas(app)
     return app
