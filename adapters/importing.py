@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,16 +43,24 @@ class _SeenIds:
     instead of ~150 for a set of str, and no per-id Python object. Probing compares in place
     (``bytearray.startswith`` at an offset) so a lookup allocates nothing.
     A 128-bit digest makes a false duplicate practically impossible (birthday bound ~2^64 ids).
+
+    Memory is bounded: past ``memory_ids`` ids the table stops growing and further ids go to a
+    temporary on-disk SQLite table (a B-tree keyed by digest, page cache capped at 8 MiB), so a file of
+    any length imports in constant memory. The file is unlinked at once; the connection closes when
+    the set is collected.
     """
 
-    __slots__ = ("_count", "_limit", "_mask", "_slots")
+    __slots__ = ("__weakref__", "_count", "_disk", "_limit", "_mask", "_memory_ids", "_pending", "_slots")
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, *, memory_ids: int = 262_144) -> None:
         size = 1 << max(capacity - 1, 1).bit_length()  # a power of two
         self._slots = bytearray(16 * size)
         self._mask = size - 1
         self._limit = size * 3 // 5
         self._count = 0
+        self._memory_ids = memory_ids
+        self._disk: sqlite3.Connection | None = None
+        self._pending = 0
 
     def __len__(self) -> int:
         return self._count
@@ -72,12 +83,49 @@ class _SeenIds:
                 return True
             index = (index + 1) & mask
 
+    def _contains(self, digest: bytes) -> bool:
+        slots, mask = self._slots, self._mask
+        index = int.from_bytes(digest, "little") & mask
+        while True:
+            offset = index << 4
+            if slots.startswith(digest, offset):
+                return True
+            if slots.startswith(_EMPTY, offset):
+                return False
+            index = (index + 1) & mask
+
     def add(self, native_id: str) -> bool:
         """Add an id; ``False`` when it was already present."""
-        added = self._insert(self._digest(native_id))
-        if added and self._count > self._limit:
-            self._grow()
-        return added
+        digest = self._digest(native_id)
+        if self._count < self._memory_ids:
+            added = self._insert(digest)
+            if added and self._count > self._limit:
+                self._grow()
+            return added
+        if self._contains(digest):
+            return False
+        return self._add_on_disk(digest)
+
+    def _add_on_disk(self, digest: bytes) -> bool:
+        if self._disk is None:
+            handle, path = tempfile.mkstemp(prefix="ledger-import-ids-", suffix=".sqlite")
+            os.close(handle)
+            connection = sqlite3.connect(path, isolation_level=None)
+            os.unlink(path)  # the open connection keeps the data; nothing is left behind on disk
+            connection.execute("PRAGMA journal_mode=OFF")
+            connection.execute("PRAGMA synchronous=OFF")
+            connection.execute("PRAGMA cache_size=-8192")  # at most 8 MiB of page cache
+            connection.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+            connection.execute("BEGIN")
+            weakref.finalize(self, connection.close)
+            self._disk = connection
+        cursor = self._disk.execute("INSERT OR IGNORE INTO seen (digest) VALUES (?)", (digest,))
+        self._pending += 1
+        if self._pending >= 10_000:
+            self._disk.execute("COMMIT")
+            self._disk.execute("BEGIN")
+            self._pending = 0
+        return cursor.rowcount == 1
 
     def _grow(self) -> None:
         old = self._slots

@@ -182,3 +182,16 @@ def test_parse_is_lazy(ctx: Any) -> None:
     first = next(iter(items))
     assert isinstance(first, ParsedRow | BadRow)
     assert Counting.read_bytes < len(data) / 4
+
+
+def test_seen_ids_stay_in_bounded_memory_and_spill_to_disk() -> None:
+    from adapters.importing import _SeenIds
+
+    seen = _SeenIds(memory_ids=1_000)
+    assert all(seen.add(f"id-{n}") for n in range(5_000))
+    table_bytes = len(seen._slots)
+    assert not any(seen.add(f"id-{n}") for n in range(5_000))  # in memory and on disk alike
+    assert all(seen.add(f"id-{n}") for n in range(5_000, 20_000))
+    assert len(seen._slots) == table_bytes  # the in-memory table stopped growing at its bound
+    assert not seen.add("id-19999")
+    assert not seen.add("id-7")
