@@ -144,7 +144,7 @@ def run_bench(
     naive_seconds: float = 20.0, reads: int = 5_000, read_clients: int = 16, progress: Any = lambda _m: None,
 ) -> BenchResult:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    node = Devnet(home=home / "devnet", port=free_port(), block_time_s=block_time_s, prune_history=True, persist=False)
+    node = Devnet(home=home / "devnet", port=None, block_time_s=block_time_s, prune_history=True, persist=False)
     gateway: _Gateway | None = None
     try:
         node.up()

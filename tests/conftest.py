@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_api.chain.devnet import Devnet, free_port
+from ledger_api.chain.devnet import Devnet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -23,7 +23,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """A real anvil on a free loopback port, history pruned, stopped at the end of the session."""
-    node = Devnet(home=tmp_path_factory.mktemp("devnet"), port=free_port(), prune_history=True)
+    node = Devnet(home=tmp_path_factory.mktemp("devnet"), port=None, prune_history=True)
     node.up()
     try:
         yield node

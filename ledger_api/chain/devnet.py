@@ -61,7 +61,7 @@ class Devnet:
         *,
         home: Path,
         host: str = "127.0.0.1",
-        port: int = 8545,
+        port: int | None = 8545,
         chain_id: int = DEVNET_CHAIN_ID,
         block_time_s: float | None = None,
         prune_history: bool = False,
@@ -70,7 +70,9 @@ class Devnet:
     ) -> None:
         self._home = home
         self._host = host
-        self._port = port
+        # None: pick a free port when starting, and pick again if another process takes it first.
+        self._auto_port = port is None
+        self._port = port if port is not None else free_port()
         self._chain_id = chain_id
         self._block_time_s = block_time_s
         self._prune_history = prune_history
@@ -80,6 +82,10 @@ class Devnet:
     @property
     def rpc_url(self) -> str:
         return f"http://{self._host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
 
     @property
     def state_path(self) -> Path:
@@ -117,6 +123,18 @@ class Devnet:
         current = self.status()
         if current.running:
             return current
+        attempts = 5 if self._auto_port else 1
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout_s=timeout_s)
+            except ChainError:
+                # A free port can be taken between choosing it and binding it (parallel test workers).
+                if attempt + 1 == attempts or self.status().running:
+                    raise
+                self._port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, *, timeout_s: float) -> DevnetStatus:
         if not ANVIL_BIN.is_file():
             raise ChainError(f"anvil is not installed at {ANVIL_BIN}: run `make bootstrap`")
         if _port_in_use(self._host, self._port):

@@ -34,7 +34,7 @@ from web3.types import TxReceipt
 from ledger_api.chain.artifacts import compiler_version, contract_abi
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import CONTRACTS, LOG_WRITER_ROLE, deploy_contracts
-from ledger_api.chain.devnet import Devnet, dev_account, free_port
+from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.encoding import OrganisationKind, Purpose, code_to_bytes32
 from ledger_api.chain.errors import ChainError
 from ledger_api.chain.transactor import Transactor
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ledger-gas-report-") as home:
-        node = Devnet(home=Path(home), port=free_port(), persist=False)
+        node = Devnet(home=Path(home), port=None, persist=False)
         try:
             node.up()
             report = measure(node.rpc_url)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from ledger_api.accesslog import AccessLog, audit_access_log
-from ledger_api.chain.devnet import Devnet, free_port
+from ledger_api.chain.devnet import Devnet
 from ledger_api.index.models import AccessLogHeadRow
 from ledger_api.provision import demo_private_key
 from ledger_api.storage.local import LocalBlobStore
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.devnet]
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    anvil = Devnet(home=tmp_path_factory.mktemp("accesslog-anvil"), port=free_port(), persist=False)
+    anvil = Devnet(home=tmp_path_factory.mktemp("accesslog-anvil"), port=None, persist=False)
     anvil.up()
     try:
         yield anvil

@@ -31,7 +31,7 @@ from web3 import Web3
 
 from ledger_api.anchoring.worker import AnchoringSettings, AnchoringWorker
 from ledger_api.chain.anchor_writer import AnchorWriter, SignedTx
-from ledger_api.chain.devnet import Devnet, free_port
+from ledger_api.chain.devnet import Devnet
 from ledger_api.chain.errors import ChainError, ChainUnavailable
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.transactor import Transactor
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.devnet]
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """An anvil of this module's own: its blocks are taken back and its mining held."""
-    node = Devnet(home=tmp_path_factory.mktemp("anchoring-anvil"), port=free_port(), persist=False)
+    node = Devnet(home=tmp_path_factory.mktemp("anchoring-anvil"), port=None, persist=False)
     node.up()
     try:
         yield node

@@ -23,7 +23,7 @@ from web3 import Web3
 
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment, deploy_contracts
-from ledger_api.chain.devnet import Devnet, dev_account, free_port
+from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose, code_to_bytes32
 from ledger_api.chain.errors import ChainUnavailable
 from ledger_api.chain.follower import ChainFollower
@@ -97,7 +97,7 @@ class FlakyRpc(CountingRpc):
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """An anvil of this module's own: its clock is moved and its blocks are taken back."""
-    devnet = Devnet(home=tmp_path_factory.mktemp("follower-anvil"), port=free_port(), persist=False)
+    devnet = Devnet(home=tmp_path_factory.mktemp("follower-anvil"), port=None, persist=False)
     devnet.up()
     try:
         yield devnet

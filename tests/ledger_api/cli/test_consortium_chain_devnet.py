@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_api.chain.devnet import Devnet, dev_account, free_port
+from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.signers import write_keystore
 
@@ -24,7 +24,7 @@ KEY = "0020" + "ab" * 32
 @pytest.fixture(scope="module")
 def zero_gas_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     """Base fee 0 and gas price 0, as Besu/GoQuorum consortium chains run."""
-    node = Devnet(home=tmp_path_factory.mktemp("zero-gas"), port=free_port(), persist=False,
+    node = Devnet(home=tmp_path_factory.mktemp("zero-gas"), port=None, persist=False,
                   extra_args=("--base-fee", "0", "--gas-price", "0", "--no-priority-fee"))  # fmt: skip
     node.up()
     yield node

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from web3 import Web3
 
-from ledger_api.chain.devnet import Devnet, free_port
+from ledger_api.chain.devnet import Devnet
 from ledger_api.chain.events import EventDecoder
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.transactor import Transactor
@@ -68,9 +68,9 @@ def provisioned_chain(home: Path, *, block_time_s: float | None = None) -> tuple
     with ``block_time_s``: the deployment is on disk before anything can crash, and provisioning does
     not wait 2 s per transaction.
     """
-    port = free_port()
-    chain = Devnet(home=home / "anvil", port=port, persist=True)
+    chain = Devnet(home=home / "anvil", port=None, persist=True)
     chain.up()
+    port = chain.port
     try:
         settings = make_settings(home / "ledger", chain.rpc_url)
         provisioned = provision(settings=settings, transactor=Transactor(w3=Web3(Web3.HTTPProvider(chain.rpc_url))))
