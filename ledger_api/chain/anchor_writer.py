@@ -77,6 +77,46 @@ class AnchoredBatch:
     owner_org: bytes
 
 
+def sign_call(
+    *,
+    rpc: JsonRpc,
+    signer: LocalAccount,
+    chain_id: int,
+    gas_pricing: GasPricing,
+    to: str,
+    data: bytes,
+    gas: int,
+    nonce: int,
+    min_fee_level: int = 0,
+) -> SignedTx:
+    """Sign a call at an explicit nonce, priced as the chain wants (EIP-1559 when blocks carry a base
+    fee, legacy otherwise); ``min_fee_level`` forces a replacement's higher fee. Shared by every writer
+    that keeps its own nonces (record anchors, access-log tree heads)."""
+    tx: dict[str, Any] = {"to": to, "data": data, "nonce": nonce, "gas": gas, "chainId": chain_id, "value": 0}
+    pricing = gas_pricing
+    base_fee: int | None = None
+    if pricing != "legacy":
+        latest = rpc.block("latest") or {}
+        base_fee = int(latest["baseFeePerGas"], 16) if latest.get("baseFeePerGas") else None
+        if pricing == "auto":
+            pricing = "eip1559" if base_fee is not None else "legacy"
+    if pricing == "legacy":
+        fee = max(rpc.gas_price(), min_fee_level)
+        tx["gasPrice"] = fee
+    else:
+        tip = rpc.max_priority_fee()
+        fee = max(2 * (base_fee or 0) + tip, min_fee_level)
+        tx["maxFeePerGas"] = fee
+        tx["maxPriorityFeePerGas"] = min(max(tip, min_fee_level - 2 * (base_fee or 0)), fee)
+    signed = signer.sign_transaction(tx)
+    return SignedTx(
+        nonce=nonce,
+        tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
+        raw=bytes(signed.raw_transaction),
+        fee_level=fee,
+    )
+
+
 class AnchorWriter:
     """Signs and sends ``RecordAnchors`` transactions for one signer over raw JSON-RPC."""
 
@@ -132,36 +172,10 @@ class AnchorWriter:
         return self._sign(to=self.address, data=b"", gas=_FILLER_GAS, nonce=nonce, min_fee_level=0)
 
     def _sign(self, *, to: str, data: bytes, gas: int, nonce: int, min_fee_level: int) -> SignedTx:
-        tx: dict[str, Any] = {
-            "to": to,
-            "data": data,
-            "nonce": nonce,
-            "gas": gas,
-            "chainId": self._chain_id,
-            "value": 0,
-        }
-        pricing = self._gas_pricing
-        base_fee: int | None = None
-        if pricing != "legacy":
-            latest = self._rpc.block("latest") or {}
-            base_fee = int(latest["baseFeePerGas"], 16) if latest.get("baseFeePerGas") else None
-            if pricing == "auto":
-                pricing = "eip1559" if base_fee is not None else "legacy"
-        if pricing == "legacy":
-            fee = max(self._rpc.gas_price(), min_fee_level)
-            tx["gasPrice"] = fee
-        else:
-            tip = self._rpc.max_priority_fee()
-            fee = max(2 * (base_fee or 0) + tip, min_fee_level)
-            tx["maxFeePerGas"] = fee
-            tx["maxPriorityFeePerGas"] = min(max(tip, min_fee_level - 2 * (base_fee or 0)), fee)
-        signed = self._signer.sign_transaction(tx)
-        return SignedTx(
-            nonce=nonce,
-            tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
-            raw=bytes(signed.raw_transaction),
-            fee_level=fee,
-        )
+        return sign_call(
+            rpc=self._rpc, signer=self._signer, chain_id=self._chain_id, gas_pricing=self._gas_pricing,
+            to=to, data=data, gas=gas, nonce=nonce, min_fee_level=min_fee_level,
+        )  # fmt: skip
 
     def replacement(self, calldata: bytes, stuck: SignedTx) -> SignedTx:
         """The same call at the same nonce paying enough more to replace ``stuck`` in the pool."""

@@ -22,7 +22,7 @@ from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from ledger_api.chain.anchor_writer import BroadcastOutcome, SignedTx, classify_rpc_error
+from ledger_api.chain.anchor_writer import BroadcastOutcome, SignedTx, classify_rpc_error, sign_call
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.encoding import OrganisationKind, code_to_bytes32
 from ledger_api.chain.errors import ChainUnavailable
@@ -204,36 +204,10 @@ class TreeHeadWriter(TreeHeadReader):
         return Preflight.OK, "ok"
 
     def sign(self, calldata: bytes, *, nonce: int, min_fee_level: int = 0) -> SignedTx:
-        tx: dict[str, Any] = {
-            "to": self._address,
-            "data": calldata,
-            "nonce": nonce,
-            "gas": self._gas_limit,
-            "chainId": self._chain_id,
-            "value": 0,
-        }
-        pricing = self._gas_pricing
-        base_fee: int | None = None
-        if pricing != "legacy":
-            latest = self._rpc.block("latest") or {}
-            base_fee = int(latest["baseFeePerGas"], 16) if latest.get("baseFeePerGas") else None
-            if pricing == "auto":
-                pricing = "eip1559" if base_fee is not None else "legacy"
-        if pricing == "legacy":
-            fee = max(self._rpc.gas_price(), min_fee_level)
-            tx["gasPrice"] = fee
-        else:
-            tip = self._rpc.max_priority_fee()
-            fee = max(2 * (base_fee or 0) + tip, min_fee_level)
-            tx["maxFeePerGas"] = fee
-            tx["maxPriorityFeePerGas"] = min(max(tip, min_fee_level - 2 * (base_fee or 0)), fee)
-        signed = self._signer.sign_transaction(tx)
-        return SignedTx(
-            nonce=nonce,
-            tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
-            raw=bytes(signed.raw_transaction),
-            fee_level=fee,
-        )
+        return sign_call(
+            rpc=self._rpc, signer=self._signer, chain_id=self._chain_id, gas_pricing=self._gas_pricing,
+            to=self._address, data=calldata, gas=self._gas_limit, nonce=nonce, min_fee_level=min_fee_level,
+        )  # fmt: skip
 
     def replacement(self, calldata: bytes, stuck: SignedTx) -> SignedTx:
         """The same call at the same nonce paying enough more to replace ``stuck`` (itself on a zero-fee chain)."""
