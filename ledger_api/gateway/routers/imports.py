@@ -14,7 +14,7 @@ from adapters.canonical import CanonicalRecord
 from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.gateway.deps import CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, NotFound, problem_responses
-from ledger_api.gateway.routers.records import ingest
+from ledger_api.gateway.routers.records import ingest, refuse_if_suspended
 from ledger_api.gateway.schemas import ImportReport
 from ledger_api.gateway.services import GatewayServices
 
@@ -36,7 +36,18 @@ router = APIRouter(tags=["import"])
         }
     },
     responses=problem_responses(
-        401, 404, 409, 413, 422, 503, descriptions={404: "Unknown adapter", 422: "The file cannot be read"}
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        descriptions={
+            403: "The organisation is suspended on chain",
+            404: "Unknown adapter",
+            422: "The file cannot be read",
+        },
     ),
 )
 async def import_export(
@@ -68,6 +79,7 @@ def _import(
     community: str,
     as_of: dt.datetime | None,
 ) -> dict[str, Any]:
+    refuse_if_suspended(services, org_id)  # before parsing: nothing of the file is stored
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
     context = ImportContext(owner_org=org_id, community_code=community, file_name=file_name, as_of=as_of)

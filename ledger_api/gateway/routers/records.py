@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import CanonicalRecord, record_json_schema
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable, problem_responses
+from ledger_api.gateway.problems import Conflict, Forbidden, InvalidRecord, NotFound, Unavailable, problem_responses
 from ledger_api.gateway.schemas import PushedRecord, PushResponse, RecordStatus
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
@@ -92,15 +92,30 @@ def parse_push_body(raw: bytes) -> list[CanonicalRecord]:
     description='The body is one canonical record (schema: `GET /v1/schema/record`) or `{"records": [...]}`. '
     "The answer comes once the ciphertext is durable and the record is queued for anchoring.",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": PUSH_BODY_SCHEMA}}}},
-    responses=problem_responses(401, 409, 413, 422, 503, descriptions={422: "A record is invalid; nothing was stored"}),
-)
+    responses=problem_responses(
+        401, 403, 409, 413, 422, 503,
+        descriptions={403: "The organisation is suspended on chain", 422: "A record is invalid; nothing was stored"},
+    ),
+)  # fmt: skip
 async def push_records(request: Request, org_id: CurrentOrg, services: Services) -> PushResponse:
     records = parse_push_body(await request.body())
     return await run_in_threadpool(_push, services, org_id, records)
 
 
+def refuse_if_suspended(services: GatewayServices, org_id: str) -> None:
+    """403 for an organisation the chain holds suspended: its signer cannot anchor, so a push it made would be
+    acknowledged and never anchored (DESIGN.md invariant 5), and it no longer shares in the consortium's keys.
+
+    The follower's view as it stands (polled every 0.2 s), not a round trip to the chain: pushes must keep
+    being acknowledged while the chain node is down (the outbox anchors them later)."""
+    view = services.follower.organisation(org_id)
+    if view is not None and view.suspended:
+        raise Forbidden(f"organisation {org_id} is suspended on chain")
+
+
 def ingest(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> list[PushOutcome]:
     """Store records, mapping refusals to problems (shared with ``/v1/import``, which answered 503 for all)."""
+    refuse_if_suspended(services, org_id)
     try:
         return services.ingest.push(org_id=org_id, records=records)
     except OrganisationNotEnrolled as exc:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.canonical import blind_index, normalise_address, normalise_id_number
 from ledger_api.gateway.deps import CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, problem_responses
+from ledger_api.gateway.routers.records import refuse_if_suspended
 from ledger_api.gateway.schemas import BlindIndexRequest, BlindIndexResponse, RecordSummary, SubjectRecords
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.gateway.visibility import visible_records_filter
@@ -38,7 +39,7 @@ router = APIRouter(tags=["subjects"])
         }
     },
     # Error answers are problem details (found undocumented by tests/ledger_api/gateway/test_schemathesis_devnet.py).
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 403, 422, descriptions={403: "The organisation is suspended on chain"}),
 )
 async def compute_blind_index(request: Request, org_id: CurrentOrg, services: Services) -> BlindIndexResponse:
     # Not a body parameter: FastAPI decodes a declared JSON body before any dependency runs, so a caller
@@ -48,10 +49,11 @@ async def compute_blind_index(request: Request, org_id: CurrentOrg, services: Se
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from exc
-    return await run_in_threadpool(_blind_index, services, body)
+    return await run_in_threadpool(_blind_index, services, org_id, body)
 
 
-def _blind_index(services: GatewayServices, request: BlindIndexRequest) -> BlindIndexResponse:
+def _blind_index(services: GatewayServices, org_id: str, request: BlindIndexRequest) -> BlindIndexResponse:
+    refuse_if_suspended(services, org_id)  # the consortium's key is for members in good standing
     if (request.id_number is None) == (request.address is None):
         raise InvalidRecord("give exactly one of id_number and address")
     key = services.keystore.consortium_key()
