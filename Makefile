@@ -21,7 +21,8 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	@cd $(NODE_DIR) && npm ci --silent --no-audit --no-fund
 	@touch $@
 
-## The main job on embedded defaults: devnet, contracts, organisations, grants; stops what it started.
+## The main job on embedded defaults: devnet, contracts, organisations, the gateway and the story told through it
+## (push, grant, read, refuse, revoke, feed); stops what it started.
 demo: bootstrap
 	@$(LEDGER) demo
 

@@ -44,6 +44,11 @@ DEMO_ORGANISATIONS = (
     DevOrganisation(org_id="PM-LVCHENG-01", kind="property", account=2, communities=(COMMUNITY_A,)),
     DevOrganisation(org_id="CM-CUIYUAN-01", kind="committee", account=3, communities=(COMMUNITY_B,)),
 )
+DEMO_AUDITOR = DevOrganisation(org_id="AU-XIHU-01", kind="auditor", account=5, communities=())
+"""The street office's auditor: access-log segments are sealed for it (its HPKE key from
+:func:`demo_private_key`), and ``ledger audit verify`` on the devnet opens them with that key. Kept apart
+from :data:`DEMO_ORGANISATIONS` (the departments that push and read, and get API keys)."""
+DEMO_AUDITORS = (DEMO_AUDITOR,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +69,7 @@ def provision(
     *,
     settings: Settings,
     organisations: Sequence[DevOrganisation] = DEMO_ORGANISATIONS,
+    auditors: Sequence[DevOrganisation] = DEMO_AUDITORS,
     transactor: Transactor,
     issue_api_keys: bool = True,
 ) -> Provisioned:
@@ -83,7 +89,8 @@ def provision(
     if LOG_WRITER_ID not in known_signers:
         signers.put(LOG_WRITER_ID, dev_account(LOG_WRITER_ACCOUNT))
     desired = []
-    for org in organisations:
+    registered = {org.org_id: org for org in (*organisations, *auditors)}  # a caller may list an auditor too
+    for org in registered.values():
         if org.org_id not in enrolled:
             keystore.import_key(org.org_id, demo_private_key(org.org_id), key_index=0)
         if org.org_id not in known_signers:

@@ -45,8 +45,8 @@ from sqlmodel import Session, col, select
 
 from ledger_api.chain.anchor_writer import AnchorWriter, BroadcastOutcome, SignedTx
 from ledger_api.chain.errors import ChainError
-from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.leaves import BatchManifest, RecordLeaf
+from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
+from ledger_api.records.leaves import BatchManifest, LeafMetadata, RecordLeaf
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ class AnchoringWorker:
                     col(RecordVersion.blob_key),
                     col(RecordVersion.commitment),
                     col(RecordVersion.received_at),
+                    col(RecordVersion.record_type),
+                    col(RecordVersion.community_code),
                 )
                 .where(col(RecordVersion.owner_org) == owner, col(RecordVersion.batch_id).is_(None))
                 .order_by(col(RecordVersion.id))
@@ -187,6 +189,16 @@ class AnchoringWorker:
             oldest = pending[0].received_at
             if len(pending) < settings.batch_max and self._clock() - oldest < timedelta(seconds=settings.max_wait_s):
                 return False
+            # The manifest carries what an auditor needs to check a read's scope (type, community) and
+            # the subjects' blind indexes, since the blobs open for their owner only (records/leaves.py).
+            subjects: dict[str, list[str]] = {}
+            for record_id, blind_index in session.execute(
+                sa_select(col(SubjectLink.record_id), col(SubjectLink.blind_index)).where(
+                    col(SubjectLink.kind) == "id_number",
+                    col(SubjectLink.record_id).in_({row.record_id for row in pending}),
+                )
+            ).all():
+                subjects.setdefault(record_id, []).append(blind_index)
             manifest = BatchManifest(
                 owner_org=owner,
                 leaves=tuple(
@@ -196,6 +208,14 @@ class AnchoringWorker:
                         owner_org=owner,
                         ciphertext_hash=row.blob_key,
                         commitment=row.commitment,
+                    )
+                    for row in pending
+                ),
+                metadata=tuple(
+                    LeafMetadata(
+                        record_type=row.record_type,
+                        community_code=row.community_code,
+                        subjects=tuple(sorted(subjects.get(row.record_id, ()))),
                     )
                     for row in pending
                 ),

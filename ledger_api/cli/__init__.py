@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ledger_api import __version__
-from ledger_api.cli import admin_commands, chain_commands, demo, gateway_commands, import_commands
+from ledger_api.cli import admin_commands, audit_commands, chain_commands, demo, gateway_commands, import_commands
 from ledger_api.errors import LedgerError
 
-COMMAND_MODULES = (chain_commands, admin_commands, gateway_commands, import_commands, demo)
+COMMAND_MODULES = (chain_commands, admin_commands, gateway_commands, import_commands, demo, audit_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,54 +1,137 @@
 """``ledger demo``: the main job on embedded defaults, told as a story, then tidied up.
 
-Brings up the devnet (unless one already runs), deploys (or reuses) the contracts, registers three
-organisations in two communities from a policy, grants the committee access to police incidents for
-elderly care, lists, revokes, lists again, and stops what it started. Safe to re-run.
+Brings up the devnet (unless one already runs), deploys (or reuses) the contracts, registers the
+three demo organisations, starts the gateway in this process on a loopback port, and then:
+
+1. the police station, the property company and the neighbourhood committee push records from their
+   own export formats (the shared samples through the adapters, else built-in exports) over HTTP,
+   and the demo waits for their anchors;
+2. the police grants the committee access to its incidents for elderly care, on chain;
+3. the committee reads a police incident: masked fields, the access-log entry, both proofs' URLs;
+4. the property company, holding no grant, is refused;
+5. the police revokes the grant and the committee's next read is refused;
+6. under a new grant the committee listens to the feed (SSE) and sees a new incident arrive;
+7. where to check, then the gateway and the devnet it started are stopped.
+
+Every step says where it can be checked (a gateway URL, a block and transaction, a ``ledger``
+command). Safe to re-run: state is kept in ``LEDGER_HOME``, records already pushed come back as
+``unchanged``, grants are new each run. A failing step is reported as one line (exit status 1) after
+the gateway and the devnet are stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ledger_api.chain.devnet import dev_account
+import httpx
+
+from adapters import AdapterError, CanonicalRecord
+from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.devnet import dev_account, free_port
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
 from ledger_api.cli.context import CliContext
-from ledger_api.provision import COMMUNITY_B, provision
+from ledger_api.cli.demo_data import (
+    COMMITTEE,
+    DEFAULT_SAMPLES_DIR,
+    POLICE,
+    PROPERTY,
+    DepartmentExport,
+    department_exports,
+    fresh_incident_export,
+)
+from ledger_api.cli.local_gateway import LocalGateway
+from ledger_api.errors import LedgerError
+from ledger_api.provision import COMMUNITY_B, DEMO_ORGANISATIONS, provision
+
+PUSH_CHUNK = 500
+ANCHOR_TIMEOUT_S = 120.0
+FEED_TIMEOUT_S = 60.0
+#: A refused read: 403 when the caller holds a grant from the owner that does not cover it, else 404
+#: (without any grant the record does not exist for the caller). Anything else is a failure of the demo.
+REFUSALS = (403, 404)
+
+
+class DemoError(LedgerError):
+    """A step of the story did not turn out as it should."""
 
 
 def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="run the end-to-end story on the local devnet and tidy up")
+    demo.add_argument(
+        "--samples",
+        type=Path,
+        default=DEFAULT_SAMPLES_DIR,
+        help=f"folder of department sample exports (default {DEFAULT_SAMPLES_DIR}; built-in records when absent)",
+    )
     demo.set_defaults(handler=run_demo)
 
 
-def step(number: int, text: str) -> None:
-    print(f"\n[{number}] {text}")
+class _Steps:
+    """Numbers the steps as they are printed, and names the current one when something fails."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self.title = "start-up"
+
+    def __call__(self, text: str) -> None:
+        self.number += 1
+        self.title = text
+        print(f"\n[{self.number}] {text}", flush=True)
+
+    @contextmanager
+    def failing_as_one_line(self) -> Iterator[None]:
+        try:
+            yield
+        except (LedgerError, AdapterError) as exc:
+            raise DemoError(f"demo step {self.number} ({self.title}) failed: {exc}") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise DemoError(f"demo step {self.number} ({self.title}) failed: {type(exc).__name__}: {exc}") from exc
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    ctx = CliContext.from_args(args)
-    node = ctx.devnet()
+    steps = _Steps()
+    base = CliContext.from_args(args)
+    node = base.devnet()
     already_running = node.status().running
-    step(1, "Local devnet (anvil, state kept in " + str(node.state_path) + ")")
-    status = node.up()
+    with steps.failing_as_one_line():
+        steps("Local devnet (anvil, state kept in " + str(node.state_path) + ")")
+        status = node.up()
     print(
         f"    {'reusing running' if already_running else 'started'} devnet at {status.rpc_url}, "
         f"chain {status.chain_id}, block {status.block_number}"
     )
     try:
-        _story(ctx)
+        # Everything below talks to this devnet, whatever LEDGER_RPC_URL says.
+        ctx = CliContext(settings=base.settings.model_copy(update={"rpc_url": status.rpc_url}), rpc_url=status.rpc_url)
+        with steps.failing_as_one_line():
+            _story(ctx, steps, samples=args.samples)
     finally:
         if not already_running:
             node.down()
-            print("\nStopped the devnet this demo started (its state is kept; `ledger devnet up` resumes it).")
+            print("Stopped the devnet this demo started (its state is kept; `ledger devnet up` resumes it).")
+        else:
+            print("Left the devnet running, as it was found.")
     print("Demo finished.")
     return 0
 
 
-def _story(ctx: CliContext) -> None:
-    step(2, "Contracts and organisations: a police station, a property company, a neighbourhood committee")
-    provisioned = provision(settings=ctx.settings, transactor=ctx.transactor, issue_api_keys=False)
+def _story(ctx: CliContext, steps: _Steps, *, samples: Path) -> None:
+    steps("Contracts and the demo organisations: a police station, a property company, a neighbourhood committee")
+    provisioned = provision(settings=ctx.settings, transactor=ctx.transactor)
     deployment = provisioned.deployment
     print(
         f"    {'deployed' if provisioned.deployed_now else 'reused'}: "
@@ -61,13 +144,164 @@ def _story(ctx: CliContext) -> None:
     for org in chain.organisations():
         print(f"    {org.org_id:<14} {org.kind.name.lower():<10} communities {','.join(org.communities)}")
     print("    check: ledger org list")
+    keys_file = ctx.settings.home / "demo-api-keys.json"
+    keys_file.write_text(json.dumps(provisioned.api_keys, indent=2))
+    keys_file.chmod(0o600)
 
-    step(3, "Grant: the committee may read police incidents in its community, for elderly care, for 30 days")
-    police = dev_account(1)
+    steps("The gateway: HTTP API, anchoring worker and access log, in this process")
+    port = ctx.settings.port if _port_free(ctx.settings.host, ctx.settings.port) else free_port()
+    gateway = LocalGateway(settings=ctx.settings, host=ctx.settings.host, port=port)
+    gateway.start()
+    try:
+        url = gateway.url
+        print(f"    serving {url}/v1 (OpenAPI: {url}/v1/openapi.json)")
+        print(f"    API keys of the demo organisations (new each run): {keys_file}")
+        print(f'    check: curl -H "Authorization: Bearer <key>" {url}/v1/me')
+        apis = {
+            org: httpx.Client(base_url=url, timeout=60.0, headers={"Authorization": f"Bearer {key}"})
+            for org, key in provisioned.api_keys.items()
+        }
+        try:
+            _with_gateway(chain, steps, apis, url=url, samples=samples)
+        finally:
+            for api in apis.values():
+                api.close()
+    finally:
+        gateway.stop()
+        print("\nStopped the gateway.")
+    served_again = f"http://{ctx.settings.host}:{ctx.settings.port}"
+    print(
+        f"`make run` serves this ledger again on {served_again} (API keys rewritten to "
+        + (f"{keys_file}), so the URLs above answer there." if port == ctx.settings.port else f"{keys_file}).")
+    )
+
+
+def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Client], *, url: str, samples: Path) -> None:
+    exports, from_samples = department_exports(samples)
+    source = f"their sample exports in {samples}" if from_samples else f"built-in exports ({samples} is absent)"
+    steps(f"The three organisations push records through the HTTP API, from {source}")
+    pushed: dict[str, list[CanonicalRecord]] = {}
+    for export in exports:
+        pushed[export.owner_org] = _push_export(apis[export.owner_org], export)
+    for org, records in pushed.items():
+        status = _wait_anchored(apis[org], records[-1].record_id)
+        print(
+            f"    {org:<14} anchored: batch root {status['batch_root']} ({status['batch_size']} records) in block "
+            f"{status['block_number']}, tx {status['transaction']}"
+        )
+    print(f"    check: GET {url}/v1/records/{pushed[POLICE][-1].record_id}/status (as {POLICE})")
+
+    target = _incident_for_the_committee(pushed[POLICE])
+    police = dev_account(next(o.account for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
+    steps("The police grants the committee its incidents in community " + COMMUNITY_B + ", for elderly care")
+    grant_id = _grant(chain, police)
+
+    steps(f"The committee reads police incident {target.record_id[:16]}… for elderly care under grant #{grant_id}")
+    read = _read(apis[COMMITTEE], target.record_id, grant=grant_id)
+    if read.status_code != 200:
+        raise DemoError(f"the committee's read answered {_problem(read)}")
+    body = read.json()
+    record, access = body["record"], body["access"]
+    print(
+        f"    200 OK: {record['record_type']} of {record['occurred_at']} at {record['location']['text']}, "
+        f"{record['attributes'].get('category', '')}/{record['attributes'].get('subcategory', '')}"
+    )
+    for path in body["masked_fields"] or ["(none)"]:
+        print(f"    masked for elderly care: {path} = {_field(record, path)}")
+    print(
+        f"    access-log entry #{access['entry_index']} (grant #{access['grant_id']}, purpose {access['purpose']}, "
+        f"grant checked at block {access['checked_block']})"
+    )
+    print(f"    record proof:       GET {url}/v1/records/{target.record_id}/proof")
+    entry_proof = f"{url}/v1/access-log/entries/{access['entry_index']}/proof"
+    head = _wait_entry_anchored(apis[COMMITTEE], f"/v1/access-log/entries/{access['entry_index']}/proof")
+    print(f"    access-entry proof: GET {entry_proof}")
+    print(
+        f"      included in access-log head #{head['index']} (log size {head['size']}), anchored in block "
+        f"{head['block_number']}, tx {head['transaction']}"
+    )
+
+    steps(f"{PROPERTY} holds no grant from the police and reads the same incident")
+    refused = _read(apis[PROPERTY], target.record_id, grant=None)
+    if refused.status_code not in REFUSALS:
+        raise DemoError(f"a read without a grant answered {_problem(refused)}, not a refusal")
+    print(f"    refused: {_problem(refused)}")
+
+    steps(f"The police revokes grant #{grant_id}; the committee reads again")
+    receipt = chain.revoke_grant(signer=police, grant_id=grant_id)
+    print(f"    revoked in block {receipt['blockNumber']}, tx {_hex(receipt['transactionHash'])}")
+    again = _read(apis[COMMITTEE], target.record_id, grant=grant_id)
+    if again.status_code not in REFUSALS:
+        raise DemoError(f"a read under the revoked grant answered {_problem(again)}, not a refusal")
+    print(f"    refused at once: {_problem(again)}")
+
+    steps("Under a new grant the committee subscribes to the feed; the police pushes a new incident")
+    feed_grant = _grant(chain, police)
+    seconds, event = _feed_delivers(apis[COMMITTEE], apis[POLICE], url=url)
+    print(
+        f"    the feed delivered {event['record_type']} {event['record_id'][:16]}… (block {event['block_number']}) "
+        f"{seconds:.2f} s after the push"
+    )
+    chain.revoke_grant(signer=police, grant_id=feed_grant)
+    print(f"    grant #{feed_grant} revoked again: the next run grants afresh")
+
+    steps("Where to check")
+    print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
+    if _audit_available():
+        print("    the auditor's check, without trusting the gateway: ledger audit verify (on a running devnet)")
+    print("    grants and organisations: ledger grants list --all; ledger org list")
+
+
+def _push_export(api: httpx.Client, export: DepartmentExport) -> list[CanonicalRecord]:
+    report, records = export.read()
+    statuses: Counter[str] = Counter()
+    for start in range(0, len(records), PUSH_CHUNK):
+        chunk = records[start : start + PUSH_CHUNK]
+        answer = api.post("/v1/records", json={"records": [r.to_json_dict() for r in chunk]})
+        if answer.status_code != 202:
+            raise DemoError(f"{export.owner_org}'s push answered {_problem(answer)}")
+        statuses.update(r["status"] for r in answer.json()["records"])
+    if not records:
+        raise DemoError(f"{export.name} holds no valid record")
+    print(
+        f"    {export.owner_org:<14} {export.name} ({export.adapter}): {report.rows} rows, {report.valid} valid, "
+        f"{len(report.duplicates)} duplicate, {len(report.bad)} bad"
+    )
+    print(
+        f"    {'':<14} POST /v1/records: "
+        + ", ".join(f"{statuses[s]} {s}" for s in ("created", "new_version", "unchanged") if statuses[s])
+    )
+    return records
+
+
+def _wait_anchored(api: httpx.Client, record_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + ANCHOR_TIMEOUT_S
+    while True:
+        answer = api.get(f"/v1/records/{record_id}/status")
+        if answer.status_code != 200:
+            raise DemoError(f"the status of {record_id} answered {_problem(answer)}")
+        status: dict[str, Any] = answer.json()
+        if status["state"] == "anchored":
+            return status
+        if time.monotonic() > deadline:
+            raise DemoError(f"record {record_id} was not anchored within {ANCHOR_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
+def _incident_for_the_committee(incidents: list[CanonicalRecord]) -> CanonicalRecord:
+    """An incident in the committee's community naming a person by ID number (so masking shows)."""
+    in_community = [r for r in incidents if r.community_code == COMMUNITY_B]
+    with_ids = [r for r in in_community if any(s.id_number for s in r.subjects)]
+    if not (with_ids or in_community):
+        raise DemoError(f"the police export holds no incident in community {COMMUNITY_B}")
+    return (with_ids or in_community)[0]
+
+
+def _grant(chain: LedgerChain, police: Any) -> int:
     now = chain.latest_timestamp()
     spec = GrantSpec(
-        owner_org="PS-XIHU-01",
-        grantee_org="CM-CUIYUAN-01",
+        owner_org=POLICE,
+        grantee_org=COMMITTEE,
         purpose=Purpose.ELDERLY_CARE,
         valid_from=now,
         valid_until=now + 30 * 86400,
@@ -76,27 +310,129 @@ def _story(ctx: CliContext) -> None:
     )
     grant_id, receipt = chain.create_grant(signer=police, spec=spec)
     print(
-        f"    grant #{grant_id} signed by the police station's own signer, block {receipt['blockNumber']}, "
-        f"tx {receipt['transactionHash'].hex()}"
+        f"    grant #{grant_id}: {POLICE} -> {COMMITTEE}, incidents in {COMMUNITY_B}, elderly care, 30 days; "
+        f"signed by the police station's own key, block {receipt['blockNumber']}, tx {_hex(receipt['transactionHash'])}"
+    )
+    print("    check: ledger grants list --all")
+    return grant_id
+
+
+def _read(api: httpx.Client, record_id: str, *, grant: int | None) -> httpx.Response:
+    params: dict[str, str | int] = {"purpose": "elderly_care"}
+    if grant is not None:
+        params["grant"] = grant
+    return api.get(f"/v1/records/{record_id}", params=params)
+
+
+def _problem(answer: httpx.Response) -> str:
+    """``403 Forbidden: detail`` from an RFC 9457 problem answer."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {"detail": answer.text[:200]}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    title = body.get("title") if isinstance(body, dict) else None
+    return f"{answer.status_code} {title or answer.reason_phrase}: {detail or answer.text[:200]}"
+
+
+def _field(record: dict[str, Any], path: str) -> object:
+    """The value at ``subjects[1].id_number``-style paths of a record document."""
+    value: Any = record
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        value = value.get(name) if isinstance(value, dict) else None
+        if index:
+            position = int(index.rstrip("]"))
+            value = value[position] if isinstance(value, list) and position < len(value) else None
+    return value
+
+
+def _wait_entry_anchored(api: httpx.Client, path: str) -> dict[str, Any]:
+    """Wait until the access-log entry is under an anchored tree head; that head."""
+    deadline = time.monotonic() + ANCHOR_TIMEOUT_S
+    while True:
+        answer = api.get(path)
+        if answer.status_code == 200 and answer.json().get("head"):
+            head: dict[str, Any] = answer.json()["head"]
+            return head
+        if answer.status_code not in (200, 409):
+            raise DemoError(f"the access-entry proof answered {_problem(answer)}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"the access-log entry was not anchored within {ANCHOR_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
+def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) -> tuple[float, dict[str, Any]]:
+    """Subscribe to the feed, push a new incident, and time its arrival: (seconds, the event)."""
+    export = fresh_incident_export(now=datetime.now(UTC))
+    _report, records = export.read()
+    (incident,) = records
+    lines: queue.Queue[str | BaseException] = queue.Queue()
+    # A connection of its own, so that closing it ends the stream whatever the listener is waiting for.
+    feed = httpx.Client(
+        base_url=str(listener.base_url), headers=dict(listener.headers), timeout=httpx.Timeout(10.0, read=None)
     )
 
-    step(4, "Grants as the chain holds them")
-    _print_grants(chain, now=chain.latest_timestamp())
-    print("    check: ledger grants list --all")
+    def listen() -> None:
+        try:
+            with feed.stream("GET", "/v1/feed", headers={"Accept": "text/event-stream"}) as stream:
+                if stream.status_code != 200:
+                    stream.read()
+                    raise DemoError(f"the feed answered {_problem(stream)}")
+                for line in stream.iter_lines():
+                    lines.put(line)
+                    if incident.record_id in line:
+                        return  # leaving the block closes the stream
+        except BaseException as exc:  # handed to the main thread, which reports it
+            lines.put(exc)
 
-    step(5, f"Revoke grant #{grant_id} (the police station withdraws access)")
-    chain.revoke_grant(signer=police, grant_id=grant_id)
-    grant = chain.grant(grant_id)
-    print(f"    revoked in block {grant.revoked_block}; reads under it stop at once")
-    _print_grants(chain, now=chain.latest_timestamp())
-
-
-def _print_grants(chain: Any, *, now: int) -> None:
-    active = [g for g in chain.iter_grants() if g.is_active(now=now)]
-    total = chain.grant_count()
-    print(f"    {len(active)} active of {total} grants on chain")
-    for g in active:
+    thread = threading.Thread(target=listen, name="feed", daemon=True)
+    thread.start()
+    try:
+        first = lines.get(timeout=FEED_TIMEOUT_S)  # "retry: …": the stream is open, nothing is missed from now
+        if isinstance(first, BaseException):
+            raise first
+        print(f"    subscribed: GET {url}/v1/feed (Accept: text/event-stream), as {COMMITTEE}")
+        pushed_at = time.monotonic()
+        answer = police.post("/v1/records", json={"records": [incident.to_json_dict()]})
+        if answer.status_code != 202:
+            raise DemoError(f"the police's push answered {_problem(answer)}")
         print(
-            f"      #{g.grant_id} {g.spec.owner_org} -> {g.spec.grantee_org} for {g.spec.purpose.label} "
-            f"types {','.join(g.spec.record_types) or '*'} communities {','.join(g.spec.communities) or '*'}"
+            f"    {POLICE} pushed {export.name} ({incident.record_id[:16]}…): {answer.json()['records'][0]['status']}"
         )
+        deadline = pushed_at + FEED_TIMEOUT_S
+        while True:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            if isinstance(line, BaseException):
+                raise line
+            if line.startswith("data:"):
+                event: dict[str, Any] = json.loads(line.removeprefix("data:"))
+                if event.get("record_id") == incident.record_id:
+                    return time.monotonic() - pushed_at, event
+    except queue.Empty:
+        raise DemoError(f"the feed did not deliver the new incident within {FEED_TIMEOUT_S:.0f}s") from None
+    finally:
+        feed.close()
+        thread.join(timeout=10)
+
+
+def _audit_available() -> bool:
+    """Whether this installation has ``ledger audit`` (it is mentioned only then)."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "ledger_api.cli", "audit", "--help"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) != 0
+
+
+def _hex(value: Any) -> str:
+    text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
+    return text if text.startswith("0x") else "0x" + text

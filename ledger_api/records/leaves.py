@@ -4,6 +4,13 @@ The leaf encoding is the one ``RecordAnchors.recordLeafHash`` computes on chain 
 ``contracts/interfaces/IRecordAnchors.sol``): ``uint8(1) || recordId || uint32 version || ownerOrg ||
 ciphertextHash || commitment``, hashed as an RFC 9162 leaf. A batch manifest lists a batch's leaves in
 order so that anyone holding the storage can rebuild the tree and check it against the root on chain.
+
+Manifest format v2 also carries, per leaf, the record's ``record_type``, ``community_code`` and the
+keyed blind indexes of its subjects' ID numbers (no plaintext): record blobs are encrypted for their
+owner only, and an auditor needs type and community to check a read's scope against its grant. The
+manifest's SHA-256 is anchored on chain (``BatchAnchored.manifestHash``), so this metadata is as
+tamper-evident as the leaves. Manifests of format v1 (no metadata) are still read: their leaves get
+``LeafMetadata()`` (everything unknown).
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from dataclasses import dataclass
 from ledger_api.merkle.rfc9162 import MerkleTree, leaf_hash
 
 LEAF_VERSION = 1
-MANIFEST_FORMAT = "ledger-batch-manifest/v1"
+MANIFEST_FORMAT = "ledger-batch-manifest/v2"
+MANIFEST_FORMAT_V1 = "ledger-batch-manifest/v1"
+_MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_V1)
 
 
 def _org_bytes32(org_id: str) -> bytes:
@@ -48,9 +57,31 @@ class RecordLeaf:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeafMetadata:
+    """What an auditor needs about a leaf's record besides the leaf itself (None/empty: not recorded)."""
+
+    record_type: str | None = None
+    community_code: str | None = None
+    subjects: tuple[str, ...] = ()
+    """Keyed blind indexes (hex HMAC, kind ``id_number``) of the record's subjects' ID numbers."""
+
+
+_NO_METADATA = LeafMetadata()
+
+
+@dataclass(frozen=True, kw_only=True)
 class BatchManifest:
     owner_org: str
     leaves: tuple[RecordLeaf, ...]
+    metadata: tuple[LeafMetadata, ...] = ()
+    """One per leaf, in order; empty for a manifest without metadata (format v1)."""
+
+    def __post_init__(self) -> None:
+        if self.metadata and len(self.metadata) != len(self.leaves):
+            raise ValueError(f"manifest has {len(self.leaves)} leaves but {len(self.metadata)} metadata entries")
+
+    def metadata_at(self, index: int) -> LeafMetadata:
+        return self.metadata[index] if self.metadata else _NO_METADATA
 
     def tree(self) -> MerkleTree:
         return MerkleTree.from_leaf_hashes(leaf.leaf_hash() for leaf in self.leaves)
@@ -59,29 +90,56 @@ class BatchManifest:
         return self.tree().root()
 
     def to_bytes(self) -> bytes:
-        document = {
-            "format": MANIFEST_FORMAT,
-            "owner_org": self.owner_org,
-            "leaves": [[x.record_id, x.version, x.ciphertext_hash, x.commitment] for x in self.leaves],
-        }
+        """Format v2: each leaf is ``[record_id, version, ciphertext_hash, commitment, record_type,
+        community_code, [subject blind indexes]]`` (type and community ``null`` when unknown)."""
+        leaves = []
+        for index, x in enumerate(self.leaves):
+            meta = self.metadata_at(index)
+            leaves.append([
+                x.record_id, x.version, x.ciphertext_hash, x.commitment,
+                meta.record_type, meta.community_code, sorted(meta.subjects),
+            ])  # fmt: skip
+        document = {"format": MANIFEST_FORMAT, "owner_org": self.owner_org, "leaves": leaves}
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BatchManifest:
-        document = json.loads(data)
-        if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+        """Read a manifest of format v2 or v1; raises ValueError on anything else."""
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"not a batch manifest: {exc}") from None
+        if not isinstance(document, dict) or document.get("format") not in _MANIFEST_FORMATS:
             raise ValueError("not a batch manifest")
-        owner = str(document["owner_org"])
-        leaves = tuple(
-            RecordLeaf(record_id=r, version=int(v), owner_org=owner, ciphertext_hash=c, commitment=m)
-            for r, v, c, m in document["leaves"]
-        )
-        return cls(owner_org=owner, leaves=leaves)
+        try:
+            owner = str(document["owner_org"])
+            leaves: list[RecordLeaf] = []
+            metadata: list[LeafMetadata] = []
+            for item in document["leaves"]:
+                if document["format"] == MANIFEST_FORMAT_V1:
+                    r, v, c, m = item
+                else:
+                    r, v, c, m, record_type, community, subjects = item
+                    metadata.append(
+                        LeafMetadata(
+                            record_type=None if record_type is None else str(record_type),
+                            community_code=None if community is None else str(community),
+                            subjects=tuple(map(str, subjects)),
+                        )
+                    )
+                leaves.append(
+                    RecordLeaf(
+                        record_id=str(r), version=int(v), owner_org=owner, ciphertext_hash=str(c), commitment=str(m)
+                    )
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed batch manifest: {exc}") from None
+        return cls(owner_org=owner, leaves=tuple(leaves), metadata=tuple(metadata))
 
     @staticmethod
     def looks_like_manifest(data: bytes) -> bool:
-        return data[:1] == b"{" and MANIFEST_FORMAT.encode() in data[:200]
+        return data[:1] == b"{" and any(f.encode() in data[:200] for f in _MANIFEST_FORMATS)
 
 
-def batch_of(owner_org: str, leaves: Sequence[RecordLeaf]) -> BatchManifest:
-    return BatchManifest(owner_org=owner_org, leaves=tuple(leaves))
+def batch_of(owner_org: str, leaves: Sequence[RecordLeaf], metadata: Sequence[LeafMetadata] = ()) -> BatchManifest:
+    return BatchManifest(owner_org=owner_org, leaves=tuple(leaves), metadata=tuple(metadata))

@@ -1,0 +1,174 @@
+"""What an audit establishes, as plain frozen values: the verifier produces an :class:`AuditResult`, the
+report and the subject access report only read one.
+
+Everything here was derived from the chain and the shared storage (or from an exported bundle of
+them), never from the gateway's database (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "AuditResult",
+    "Discrepancy",
+    "DiscrepancyKind",
+    "GrantFact",
+    "OrganisationFact",
+    "TreeHeadFact",
+    "VerifiedRead",
+    "VerifiedRecord",
+]
+
+
+class DiscrepancyKind(StrEnum):
+    """Stable codes: a discrepancy's kind is what tests and scripts match on."""
+
+    BLOB_MISSING = "blob-missing"
+    """An anchored record version's ciphertext blob is not in storage."""
+    BLOB_HASH_MISMATCH = "blob-hash-mismatch"
+    """A blob's bytes do not hash to its key / to the ciphertext hash the anchor commits to."""
+    BLOB_UNANCHORED = "blob-unanchored"
+    """A record blob in storage that no anchored manifest lists."""
+    MANIFEST_MISSING = "manifest-missing"
+    """A batch anchored on chain whose manifest is not in storage."""
+    MANIFEST_MISMATCH = "manifest-mismatch"
+    """A manifest that does not hash to the anchored manifest hash, or whose tree root/size differs."""
+    INCLUSION_PROOF_INVALID = "inclusion-proof-invalid"
+    """A record leaf whose RFC 9162 inclusion proof does not verify against its anchored root."""
+    VERSION_REPLAYED = "version-replayed"
+    """A record version anchored twice, or an older version presented as current."""
+    ENTRY_NOT_ANCHORED = "entry-not-anchored"
+    """An access entry no anchored tree head covers, or entries that do not rebuild an anchored root."""
+    LOG_INCONSISTENT = "log-inconsistent"
+    """Two anchored tree heads with no valid RFC 9162 consistency proof (the log did not only grow)."""
+    LOG_SEGMENT_INVALID = "log-segment-invalid"
+    """An access-log segment that is unreadable or contradicts the rebuilt log."""
+    READ_NOT_COVERED = "read-not-covered"
+    """A read that no grant valid at its block covered (scope, purpose, expiry, revocation)."""
+    EMERGENCY_NOT_PERMITTED = "emergency-not-permitted"
+    """An emergency read by an organisation kind not configured for emergency reads."""
+    EVIDENCE_MISMATCH = "evidence-mismatch"
+    """Bundle only: a section whose contents differ from what the bundle's evidence digests commit to."""
+    INDEX_MISMATCH = "index-mismatch"
+    """Opt-in cross-check only: a gateway index row that disagrees with chain and storage (the index is
+    never evidence; this names an edited row so that the gateway's answers can be corrected)."""
+    CHAIN_UNREACHABLE = "chain-unreachable"
+    """The verifier could not read what it needs from the chain or storage."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discrepancy:
+    kind: DiscrepancyKind
+    subject: str
+    """What is wrong, named: ``record 9f…e1 v2``, ``access entry #17``, ``tree head #3``, ``blob ab…``."""
+    detail: str
+    """What was found, in one sentence."""
+    where: str
+    """Where to look: a storage key, ``block 812 tx 0x…``, or a bundle section and index."""
+
+    def line(self) -> str:
+        return f"{self.kind.value}: {self.subject}: {self.detail} ({self.where})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrganisationFact:
+    org_id: str
+    kind: str
+    """``police``, ``property``, ``committee``, ``auditor`` or ``admin`` (lower case)."""
+    suspended_now: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantFact:
+    grant_id: int
+    owner_org: str
+    grantee_org: str
+    purpose: str
+    record_types: tuple[str, ...]
+    communities: tuple[str, ...]
+    record_id: str | None
+    valid_from: int
+    valid_until: int
+    created_block: int
+    revoked_block: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreeHeadFact:
+    index: int
+    size: int
+    root: str
+    """Hex root."""
+    block_number: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedRecord:
+    record_id: str
+    version: int
+    owner_org: str
+    record_type: str | None
+    community_code: str | None
+    ciphertext_hash: str
+    batch_root: str
+    leaf_index: int
+    block_number: int
+    transaction: str
+    anchored_at: datetime | None
+    """Timestamp of the anchoring block."""
+    subjects: tuple[str, ...] = ()
+    """Keyed blind indexes of the subjects' ID numbers (HMAC under the consortium key; no plaintext)."""
+    erased: bool = False
+    """Crypto-shredded by its owner: the original blob is gone by design and storage holds its shredded
+    form (same header and ciphertext, no wrapped keys), so the anchor is not checked against a blob."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedRead:
+    entry_index: int
+    accessor_org: str
+    accessor_kind: str | None
+    owner_org: str
+    record_id: str
+    version: int
+    record_type: str | None
+    community_code: str | None
+    grant_id: int
+    purpose: str
+    emergency: bool
+    time: datetime
+    checked_block: int
+    request_id: str
+    anchored_by_head: int | None
+    """Index of the first anchored tree head that covers the entry (None: not anchored yet)."""
+    covered: bool
+    """Covered by a grant valid at ``checked_block`` for this purpose, an owner read, or a permitted
+    emergency read."""
+    basis: str
+    """Why it was (or was not) covered, e.g. ``grant 3 valid at block 812`` or ``REVOKED at block 790``."""
+    subjects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    source: str
+    """``chain http://… + storage …`` or ``bundle FILE``."""
+    chain_id: int
+    checkpoint_block: int
+    records: tuple[VerifiedRecord, ...] = field(repr=False)
+    reads: tuple[VerifiedRead, ...] = field(repr=False)
+    tree_heads: tuple[TreeHeadFact, ...] = field(repr=False)
+    organisations: tuple[OrganisationFact, ...] = field(repr=False)
+    grants: tuple[GrantFact, ...] = field(repr=False)
+    discrepancies: tuple[Discrepancy, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.discrepancies
+
+    @property
+    def emergency_reads(self) -> tuple[VerifiedRead, ...]:
+        return tuple(read for read in self.reads if read.emergency)

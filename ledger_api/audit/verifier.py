@@ -1,0 +1,573 @@
+"""Check the evidence (chain facts + storage facts) and name every discrepancy.
+
+What :func:`verify` checks, each failure one :class:`~ledger_api.audit.model.Discrepancy`:
+
+* **Records.** For every ``BatchAnchored`` receipt: its manifest is in storage (``manifest-missing``),
+  hashes to the anchored manifest hash and rebuilds the anchored RFC 9162 root and size
+  (``manifest-mismatch``); every leaf's inclusion proof (RFC 9162 §2.1.3) verifies against that root
+  (``inclusion-proof-invalid``); every leaf's blob exists (``blob-missing``; a crypto-shredded blob of
+  the same version counts as erased, not missing) and hashes to the anchored ciphertext hash
+  (``blob-hash-mismatch``); no record version and no ciphertext is anchored twice, and no version is
+  anchored after a later one of the same record (``version-replayed``).
+* **No blob lacks an anchor.** Every record blob in storage is listed by an anchored manifest
+  (``blob-unanchored``: an acknowledged push is anchored within seconds, so on a quiet gateway this is a
+  planted or left-over blob).
+* **The access log.** The anchored tree heads grow strictly (``log-inconsistent``); the entries rebuild
+  every head's root (``entry-not-anchored`` names a head whose entries are missing or altered, and each
+  entry no head covers); every pair of verified heads has a valid RFC 9162 consistency proof (§2.1.4),
+  literally every pair up to ``all_pairs_limit`` heads, else consecutive pairs and each head against
+  the newest (which implies every pair) (``log-inconsistent``); unreadable segments and entries are
+  ``log-segment-invalid``.
+* **Reads.** Each entry is a read by its owner, a read covered by a grant valid at its
+  ``checked_block`` as the grant events give it (grantee, owner, purpose, revocation, validity window
+  at that block's timestamp, record / type / community scope from the anchored manifest, suspensions),
+  or an emergency read by an organisation kind allowed to make one (listed for review); anything else
+  is ``read-not-covered`` (or ``emergency-not-permitted``). A check claimed at a block after the entry's
+  own anchor is impossible and not covered either.
+
+The ``checked_block`` of an entry is the gateway's statement of when it checked; the verifier cannot
+see the read itself, only that the claimed block is not after the entry was anchored.
+
+Timing: records are anchored within seconds of their push, and a read may release a record before its
+batch is anchored. An audit of a gateway under load can therefore see a just-pushed blob that is not
+anchored yet (``blob-unanchored``) or a read of such a record (``read-not-covered``: "no anchored manifest
+lists this record version"); verifying again a little later, or at a quiet moment, tells such a
+transient state from a planted blob or a forged read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ledger_api.accesslog.entry import ENTRY_FORMAT, Entry
+from ledger_api.accesslog.errors import InvalidEntry
+from ledger_api.audit.evidence import ChainFacts, Evidence, HeadReceipt, OrganisationHistory
+from ledger_api.audit.model import (
+    AuditResult,
+    Discrepancy,
+    DiscrepancyKind,
+    GrantFact,
+    OrganisationFact,
+    TreeHeadFact,
+    VerifiedRead,
+    VerifiedRecord,
+)
+from ledger_api.merkle import (
+    EMPTY_ROOT,
+    ConsistencyProofError,
+    InclusionProofError,
+    MerkleTree,
+    leaf_hash,
+    node_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger_api.records.leaves import BatchManifest, RecordLeaf
+
+__all__ = ["VerifyOptions", "verify"]
+
+K = DiscrepancyKind
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyOptions:
+    emergency_kinds: frozenset[str] = frozenset({"police"})
+    """Organisation kinds allowed to read in an emergency without a grant (the gateway's default:
+    ``RecordReader(emergency_kinds=…)`` in ``ledger_api.records.reading``)."""
+    all_pairs_limit: int = 200
+    """Up to this many tree heads every pair is checked for consistency; above, consecutive pairs and
+    each head against the newest."""
+
+
+def _short(hex_id: str) -> str:
+    return hex_id[:12] + "…" if len(hex_id) > 12 else hex_id
+
+
+class _Found:
+    def __init__(self, initial: Iterable[Discrepancy]) -> None:
+        self.items: list[Discrepancy] = list(initial)
+
+    def add(self, kind: DiscrepancyKind, subject: str, detail: str, where: str) -> None:
+        self.items.append(Discrepancy(kind=kind, subject=subject, detail=detail, where=where))
+
+
+def _name(leaf: RecordLeaf) -> str:
+    # Names are built only when something is wrong: the records loop runs once per anchored record.
+    return f"record {_short(leaf.record_id)} v{leaf.version}"
+
+
+def _at(where: str, index: int) -> str:
+    return f"{where}, leaf {index}"
+
+
+def _time(chain: ChainFacts, block: int) -> datetime | None:
+    timestamp = chain.block_times.get(block)
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def verify(
+    evidence: Evidence,
+    *,
+    options: VerifyOptions = VerifyOptions(),
+    found: Sequence[Discrepancy] = (),
+    timings: dict[str, float] | None = None,
+) -> AuditResult:
+    """Check ``evidence``; ``found`` are discrepancies already named while it was gathered or loaded.
+
+    ``timings``, when given, receives the seconds spent on the records (``records``) and on the access
+    log and its reads (``entries``), for the benchmark."""
+    out = _Found(found)
+    started = time.perf_counter()
+    records, unlisted = _verify_records(evidence, out)
+    halfway = time.perf_counter()
+    valid_heads, entries = _verify_log(evidence, options, out)
+    reads = _verify_reads(evidence, options, records, unlisted, valid_heads, entries, out)
+    if timings is not None:
+        timings["records"] = halfway - started
+        timings["entries"] = time.perf_counter() - halfway
+    chain = evidence.chain
+    return AuditResult(
+        source=evidence.source,
+        chain_id=chain.chain_id,
+        checkpoint_block=chain.checkpoint_block,
+        records=tuple(records.values()),
+        reads=tuple(reads),
+        tree_heads=tuple(
+            TreeHeadFact(index=h.index, size=h.size, root=h.root, block_number=h.block_number) for h in chain.heads
+        ),
+        organisations=tuple(
+            OrganisationFact(org_id=o.org_id, kind=o.kind, suspended_now=o.suspended_now) for o in chain.organisations
+        ),
+        grants=chain.grants,
+        discrepancies=tuple(out.items),
+    )
+
+
+# --- records ---------------------------------------------------------------------------------------------
+
+
+def _verify_records(evidence: Evidence, out: _Found) -> tuple[dict[tuple[str, int], VerifiedRecord], set[str]]:
+    """The anchored record versions, and the owners with an anchored batch whose manifest is unusable."""
+    chain, storage = evidence.chain, evidence.storage
+    unlisted: set[str] = set()
+    blobs = {o.key: o for o in storage.blobs}
+    shredded = {(o.record_id, o.version, o.owner_org) for o in storage.blobs if o.kind == "shredded"}
+    records: dict[tuple[str, int], VerifiedRecord] = {}
+    anchored_hashes: dict[str, tuple[str, int]] = {}  # ciphertext hash -> the record version it anchors
+    highest: dict[str, int] = {}
+    for receipt in sorted(chain.receipts, key=lambda r: (r.block_number, r.log_index)):
+        where = f"block {receipt.block_number} tx {receipt.transaction}"
+        batch = f"batch {_short(receipt.root)} (sequence {receipt.sequence}, {receipt.owner_org})"
+        data = storage.manifests.get(receipt.manifest_hash)
+        if data is None:
+            out.add(K.MANIFEST_MISSING, batch, f"manifest {receipt.manifest_hash} is not in storage", where)
+            unlisted.add(receipt.owner_org)
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != receipt.manifest_hash:
+            out.add(
+                K.MANIFEST_MISMATCH, batch, f"manifest bytes hash to {digest}, anchored {receipt.manifest_hash}", where
+            )
+            unlisted.add(receipt.owner_org)
+            continue
+        try:
+            manifest = BatchManifest.from_bytes(data)
+        except ValueError as exc:
+            out.add(K.MANIFEST_MISMATCH, batch, f"manifest unreadable: {exc}", where)
+            unlisted.add(receipt.owner_org)
+            continue
+        hashes = [leaf.leaf_hash() for leaf in manifest.leaves]
+        rebuilt, paths = _root_and_paths(hashes)
+        if manifest.owner_org != receipt.owner_org or len(hashes) != receipt.size or rebuilt.hex() != receipt.root:
+            out.add(
+                K.MANIFEST_MISMATCH,
+                batch,
+                f"manifest ({manifest.owner_org}, {len(hashes)} leaves, root {rebuilt.hex()}) does not rebuild "
+                f"the anchored batch ({receipt.owner_org}, {receipt.size} leaves, root {receipt.root})",
+                where,
+            )
+            unlisted.add(receipt.owner_org)
+            continue
+        root = bytes.fromhex(receipt.root)
+        anchored_at = _time(chain, receipt.block_number)
+        for index, leaf in enumerate(manifest.leaves):
+            try:
+                verify_inclusion(hashes[index], index, len(hashes), paths[index], root)
+            except InclusionProofError as exc:  # pragma: no cover - implied by the rebuilt root
+                out.add(K.INCLUSION_PROOF_INVALID, _name(leaf), f"inclusion proof fails: {exc}", _at(where, index))
+            version_key = (leaf.record_id, leaf.version)
+            earlier = records.get(version_key)
+            if earlier is not None:
+                out.add(
+                    K.VERSION_REPLAYED,
+                    _name(leaf),
+                    f"anchored again (first in block {earlier.block_number} tx {earlier.transaction})",
+                    _at(where, index),
+                )
+                continue
+            if leaf.ciphertext_hash in anchored_hashes:
+                first_id, first_version = anchored_hashes[leaf.ciphertext_hash]
+                out.add(
+                    K.VERSION_REPLAYED,
+                    _name(leaf),
+                    f"its ciphertext {_short(leaf.ciphertext_hash)} was already anchored as "
+                    f"record {_short(first_id)} v{first_version}",
+                    _at(where, index),
+                )
+            if highest.get(leaf.record_id, 0) > leaf.version:
+                out.add(
+                    K.VERSION_REPLAYED,
+                    _name(leaf),
+                    f"anchored after version {highest[leaf.record_id]} of the same record",
+                    _at(where, index),
+                )
+            highest[leaf.record_id] = max(highest.get(leaf.record_id, 0), leaf.version)
+            anchored_hashes[leaf.ciphertext_hash] = version_key
+            meta = manifest.metadata_at(index)
+            blob = blobs.get(leaf.ciphertext_hash)
+            erased = blob is None and (leaf.record_id, leaf.version, leaf.owner_org) in shredded
+            if blob is None:
+                if not erased:
+                    out.add(
+                        K.BLOB_MISSING, _name(leaf), f"blob {leaf.ciphertext_hash} is not in storage", _at(where, index)
+                    )
+            elif blob.sha256 != leaf.ciphertext_hash:
+                out.add(
+                    K.BLOB_HASH_MISMATCH,
+                    _name(leaf),
+                    f"blob {leaf.ciphertext_hash} holds bytes hashing to {blob.sha256}",
+                    f"storage key {blob.key}; anchor {_at(where, index)}",
+                )
+            records[version_key] = VerifiedRecord(
+                record_id=leaf.record_id,
+                version=leaf.version,
+                owner_org=leaf.owner_org,
+                record_type=meta.record_type,
+                community_code=meta.community_code,
+                ciphertext_hash=leaf.ciphertext_hash,
+                batch_root=receipt.root,
+                leaf_index=index,
+                block_number=receipt.block_number,
+                transaction=receipt.transaction,
+                anchored_at=anchored_at,
+                subjects=meta.subjects,
+                erased=erased,
+            )
+    for blob in storage.blobs:
+        if blob.kind == "unknown":  # bytes of no known kind under a key they do not hash to
+            out.add(
+                K.BLOB_HASH_MISMATCH,
+                f"blob {_short(blob.key)}",
+                f"bytes of no known kind hash to {blob.sha256}, not to their key (a damaged blob)",
+                f"storage key {blob.key}",
+            )
+            continue
+        if blob.kind not in ("record", "shredded") or blob.key in anchored_hashes:
+            continue
+        if blob.kind == "shredded" and blob.sha256 == blob.key:
+            continue  # the shredded form of an erased version (checked against its anchor above)
+        if blob.owner_org in unlisted and blob.sha256 == blob.key:
+            continue  # it may be a leaf of the batch whose manifest is unusable (named above)
+        if blob.sha256 != blob.key:
+            out.add(
+                K.BLOB_HASH_MISMATCH,
+                f"blob {_short(blob.key)}",
+                f"bytes hash to {blob.sha256}, not to their key",
+                f"storage key {blob.key}",
+            )
+        else:
+            out.add(
+                K.BLOB_UNANCHORED,
+                f"record {_short(blob.record_id)} v{blob.version}",
+                f"record blob of {blob.owner_org} that no anchored manifest lists",
+                f"storage key {blob.key}",
+            )
+    return records, unlisted
+
+
+def _root_and_paths(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The RFC 9162 root of ``hashes`` and every leaf's audit path PATH(m, D[n]) (§2.1.3.1), bottom-up.
+
+    One recursion over the RFC's split computes each subtree hash once (n - 1 node hashes in all),
+    where a proof per leaf from :class:`MerkleTree` would recompute the right-hand subtrees each time.
+    """
+    if not hashes:
+        return EMPTY_ROOT, []
+
+    def walk(start: int, count: int) -> tuple[bytes, list[list[bytes]]]:
+        if count == 1:
+            return hashes[start], [[]]
+        split = 1 << ((count - 1).bit_length() - 1)  # the largest power of two below count
+        left, left_paths = walk(start, split)
+        right, right_paths = walk(start + split, count - split)
+        for path in left_paths:
+            path.append(right)
+        for path in right_paths:
+            path.append(left)
+        left_paths.extend(right_paths)
+        return node_hash(left, right), left_paths
+
+    return walk(0, len(hashes))
+
+
+# --- the access log -------------------------------------------------------------------------------------
+
+
+def _verify_log(
+    evidence: Evidence, options: VerifyOptions, out: _Found
+) -> tuple[list[HeadReceipt], list[Entry | None]]:
+    chain, storage = evidence.chain, evidence.storage
+    for problem in storage.log_problems:
+        out.add(K.LOG_SEGMENT_INVALID, "access-log segment", problem, "storage")
+    tree = MerkleTree.from_leaf_hashes(leaf_hash(data) for data in storage.entries)
+    valid: list[HeadReceipt] = []
+    previous: HeadReceipt | None = None
+    for head in sorted(chain.heads, key=lambda h: h.index):
+        subject = f"tree head #{head.index}"
+        where = f"block {head.block_number}"
+        if previous is not None and head.size <= previous.size:
+            out.add(
+                K.LOG_INCONSISTENT,
+                subject,
+                f"size {head.size} does not grow past head #{previous.index} of size {previous.size}",
+                where,
+            )
+        elif head.size > tree.size:
+            out.add(
+                K.ENTRY_NOT_ANCHORED,
+                subject,
+                f"anchors {head.size} entries but the log holds only {tree.size}",
+                where,
+            )
+        elif tree.root(head.size).hex() != head.root:
+            out.add(
+                K.ENTRY_NOT_ANCHORED,
+                subject,
+                f"entries [0, {head.size}) rebuild root {tree.root(head.size).hex()}, anchored {head.root}",
+                where,
+            )
+        else:
+            valid.append(head)
+        previous = head if previous is None or head.size > previous.size else previous
+    for old, new in _pairs(valid, options.all_pairs_limit):
+        try:
+            proof = tree.consistency_proof(old.size, new.size)
+            verify_consistency(old.size, new.size, bytes.fromhex(old.root), bytes.fromhex(new.root), proof)
+        except (ConsistencyProofError, ValueError) as exc:  # pragma: no cover - implied by the rebuilt roots
+            out.add(
+                K.LOG_INCONSISTENT,
+                f"tree heads #{old.index} and #{new.index}",
+                f"no valid consistency proof: {exc}",
+                f"blocks {old.block_number} and {new.block_number}",
+            )
+    covered = valid[-1].size if valid else 0
+    for index in range(covered, len(storage.entries)):
+        out.add(K.ENTRY_NOT_ANCHORED, f"access entry #{index}", "no verified anchored tree head covers it", "log")
+    entries: list[Entry | None] = []
+    for index, data in enumerate(storage.entries):
+        try:
+            entries.append(_parse_entry(data))
+        except InvalidEntry as exc:
+            entries.append(None)
+            out.add(K.LOG_SEGMENT_INVALID, f"access entry #{index}", str(exc), f"access log entry {index}")
+    return valid, entries
+
+
+# One encoder and decoder for every entry: ``json.dumps`` with options builds a new encoder per call.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder()
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _parse_entry(data: bytes) -> Entry:
+    """:meth:`Entry.from_leaf_data`, faster for canonical entries (the verifier reads every one).
+
+    An entry is canonical when re-encoding its parsed JSON gives back the same bytes and its time is
+    spelled the canonical way; the model's validation (strict types, patterns) then makes its
+    ``leaf_data()`` those very bytes, so formatting it again is skipped. Anything else goes through
+    ``from_leaf_data`` itself, which names what is wrong.
+    """
+    try:
+        text = data.decode("utf-8")
+        document = _DECODER.decode(text)
+        canonical = (
+            isinstance(document, dict)
+            and document.get("format") == ENTRY_FORMAT
+            and isinstance(document.get("time"), str)
+            and _CANONICAL_TIME.fullmatch(document["time"]) is not None
+            and _CANONICAL_ENCODER.encode(document) == text
+        )
+    except (UnicodeDecodeError, ValueError):
+        canonical = False
+    if not canonical:
+        return Entry.from_leaf_data(data)
+    fields = dict(document)
+    del fields["format"]
+    return Entry.create(**fields)
+
+
+def _pairs(heads: Sequence[HeadReceipt], all_pairs_limit: int) -> Iterable[tuple[HeadReceipt, HeadReceipt]]:
+    usable = [h for h in heads if h.size > 0]
+    if len(usable) <= all_pairs_limit:
+        for i, old in enumerate(usable):
+            for new in usable[i + 1 :]:
+                yield old, new
+        return
+    # Consecutive pairs plus every head against the newest: consistency is transitive, so every pair.
+    for old, new in itertools.pairwise(usable):
+        yield old, new
+    for old in usable[:-2]:
+        yield old, usable[-1]
+
+
+# --- reads ---------------------------------------------------------------------------------------------
+
+
+def _verify_reads(
+    evidence: Evidence,
+    options: VerifyOptions,
+    records: dict[tuple[str, int], VerifiedRecord],
+    unlisted: set[str],
+    heads: Sequence[HeadReceipt],
+    entries: Sequence[Entry | None],
+    out: _Found,
+) -> list[VerifiedRead]:
+    chain = evidence.chain
+    organisations = {o.org_id: o for o in chain.organisations}
+    grants = {g.grant_id: g for g in chain.grants}
+    sizes = [h.size for h in heads]
+    reads: list[VerifiedRead] = []
+    for index, entry in enumerate(entries):
+        if entry is None:
+            continue
+        position = bisect.bisect_right(sizes, index)
+        head = heads[position] if position < len(heads) else None
+        record = records.get((entry.record_id, entry.version))
+        accessor = organisations.get(entry.accessor_org)
+        covered, basis, kind = _decide(entry, record, accessor, head, grants, organisations, chain, options)
+        # A read of a record in a batch whose manifest is unusable cannot be checked; that batch is named
+        # already (manifest-missing / -mismatch), so the read is not named a second time.
+        unverifiable = record is None and entry.owner_org in unlisted
+        if unverifiable:
+            basis = f"cannot be checked: an anchored batch of {entry.owner_org} has no usable manifest"
+        reads.append(
+            VerifiedRead(
+                entry_index=index,
+                accessor_org=entry.accessor_org,
+                accessor_kind=accessor.kind if accessor else None,
+                owner_org=entry.owner_org,
+                record_id=entry.record_id,
+                version=entry.version,
+                record_type=record.record_type if record else None,
+                community_code=record.community_code if record else None,
+                grant_id=entry.grant_id,
+                purpose=entry.purpose,
+                emergency=entry.emergency,
+                time=entry.time,
+                checked_block=entry.checked_block,
+                request_id=entry.request_id,
+                anchored_by_head=head.index if head else None,
+                covered=covered,
+                basis=basis,
+                subjects=record.subjects if record else (),
+            )
+        )
+        if not covered and not unverifiable:
+            out.add(
+                kind,
+                f"access entry #{index}",
+                f"{entry.accessor_org} read record {_short(entry.record_id)} v{entry.version} of {entry.owner_org} "
+                f"for {entry.purpose}: {basis}",
+                f"access log entry {index}" + (f", tree head #{head.index}" if head else ""),
+            )
+    return reads
+
+
+def _decide(
+    entry: Entry,
+    record: VerifiedRecord | None,
+    accessor: OrganisationHistory | None,
+    head: HeadReceipt | None,
+    grants: dict[int, GrantFact],
+    organisations: dict[str, OrganisationHistory],
+    chain: ChainFacts,
+    options: VerifyOptions,
+) -> tuple[bool, str, DiscrepancyKind]:
+    """(covered, basis, the kind to report when not covered)."""
+    block = entry.checked_block
+    not_covered = K.READ_NOT_COVERED
+    if head is not None and block > head.block_number:
+        return (
+            False,
+            f"checked at block {block}, after its entry was anchored in block {head.block_number}",
+            not_covered,
+        )
+    if record is None:
+        return False, "no anchored manifest lists this record version", not_covered
+    if record.owner_org != entry.owner_org:
+        return False, f"names owner {entry.owner_org}, the anchored owner is {record.owner_org}", not_covered
+    if accessor is None:
+        return False, f"{entry.accessor_org} is not a registered organisation", not_covered
+    if not accessor.active_at(block):
+        return False, f"{entry.accessor_org} was not active at block {block}", not_covered
+    if entry.emergency:
+        if accessor.kind in options.emergency_kinds:
+            return True, f"emergency read by a {accessor.kind} organisation, listed for review", not_covered
+        return False, f"emergency read by a {accessor.kind} organisation, not allowed one", K.EMERGENCY_NOT_PERMITTED
+    if entry.grant_id == 0:
+        if entry.accessor_org == record.owner_org:
+            return True, "owner read", not_covered
+        return False, "names no grant", not_covered
+    grant = grants.get(entry.grant_id)
+    if grant is None or grant.created_block > block:
+        return False, f"grant {entry.grant_id} UNKNOWN_GRANT at block {block}", not_covered
+    reason = _grant_refusal(grant, entry, record, block, chain.block_times.get(block), organisations)
+    if reason is not None:
+        return False, f"grant {grant.grant_id} {reason}", not_covered
+    return True, f"grant {grant.grant_id} valid at block {block}", not_covered
+
+
+def _grant_refusal(
+    grant: GrantFact,
+    entry: Entry,
+    record: VerifiedRecord,
+    block: int,
+    timestamp: int | None,
+    organisations: dict[str, OrganisationHistory],
+) -> str | None:
+    """``GrantRegistry.accessDecision`` at ``block``, in the contract's order; None when allowed."""
+    if grant.grantee_org != entry.accessor_org:
+        return f"WRONG_GRANTEE (granted to {grant.grantee_org})"
+    if grant.owner_org != record.owner_org:
+        return f"WRONG_OWNER (granted by {grant.owner_org})"
+    if grant.purpose != entry.purpose:
+        return f"WRONG_PURPOSE (granted for {grant.purpose})"
+    if grant.revoked_block and grant.revoked_block <= block:
+        return f"REVOKED at block {grant.revoked_block}, read checked at block {block}"
+    if timestamp is None:
+        return f"cannot be checked: no timestamp known for block {block}"
+    if timestamp < grant.valid_from:
+        return f"NOT_YET_VALID at block {block} (valid from {grant.valid_from}, block time {timestamp})"
+    if timestamp >= grant.valid_until:
+        return f"EXPIRED at block {block} (valid until {grant.valid_until}, block time {timestamp})"
+    if grant.record_id is not None and grant.record_id.lower() != record.record_id.lower():
+        return "OUT_OF_SCOPE (granted for another record)"
+    if grant.record_types and record.record_type not in grant.record_types:
+        return f"OUT_OF_SCOPE (record type {record.record_type} not in {', '.join(grant.record_types)})"
+    if grant.communities and record.community_code not in grant.communities:
+        return f"OUT_OF_SCOPE (community {record.community_code} not in {', '.join(grant.communities)})"
+    owner = organisations.get(record.owner_org)
+    if owner is None or not owner.active_at(block):
+        return f"OWNER_SUSPENDED at block {block}"
+    grantee = organisations.get(entry.accessor_org)
+    if grantee is None or not grantee.active_at(block):
+        return f"GRANTEE_SUSPENDED at block {block}"
+    return None

@@ -1,0 +1,163 @@
+"""A small but complete ledger history on the devnet, for the auditor's verifier to check.
+
+Three organisations push records (two police records get a second version); the police grant the
+committee elderly-care reads of incidents and later revoke it; the property company grants the police
+an investigation grant that expires soon; the police read their own record, read under the grant and
+make an emergency read of a committee hazard report. Then everything is anchored and the gateway stops,
+so storage and chain hold still while the tests audit them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from web3 import Web3
+
+from adapters.canonical import CanonicalRecord
+from ledger_api.audit.collect import AuditorKey
+from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.deploy import Deployment
+from ledger_api.chain.devnet import dev_account
+from ledger_api.chain.encoding import Purpose
+from ledger_api.chain.models import GrantSpec
+from ledger_api.chain.rpc import JsonRpc
+from ledger_api.chain.transactor import Transactor
+from ledger_api.chain.tree_heads import TreeHeadReader
+from ledger_api.gateway.app import create_app
+from ledger_api.gateway.services import GatewayServices
+from ledger_api.index.models import AnchorBatch, RecordVersion
+from ledger_api.provision import DEMO_AUDITOR, demo_private_key, provision
+from ledger_api.settings import Settings
+from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
+from tests.ledger_api.gateway.records import payload, sample_records
+
+AUDITOR_KEY = AuditorKey(org_id=DEMO_AUDITOR.org_id, key_index=0, private_key=demo_private_key(DEMO_AUDITOR.org_id))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    settings: Settings
+    deployment: Deployment
+    deployment_file: Path
+    rpc_url: str
+    record_versions: int
+    entries: int
+    emergency_entries: tuple[int, ...]
+    incident: CanonicalRecord
+    """The police incident the committee read under the grant that was later revoked (two versions)."""
+    revoked_grant: int
+    revoked_block: int
+    expiring_grant: int
+    id_numbers: int
+    """Record versions whose subjects carry ID numbers (their manifests list blind indexes)."""
+    erased_record: str
+
+    @property
+    def blob_dir(self) -> Path:
+        return Path(self.settings.blob_store_url.removeprefix("file://"))
+
+
+def _push(client: TestClient, ledger: Ledger, org: str, records: list[CanonicalRecord]) -> int:
+    answer = client.post("/v1/records", json=payload(records), headers=ledger.auth(org))
+    assert answer.status_code == 202, answer.text
+    outcomes = [r["status"] for r in answer.json()["records"]]
+    assert all(s in ("created", "new_version") for s in outcomes), outcomes
+    return len(outcomes)
+
+
+def _read(client: TestClient, ledger: Ledger, org: str, record_id: str, **params: object) -> dict[str, object]:
+    answer = client.get(f"/v1/records/{record_id}", params=params, headers=ledger.auth(org))
+    assert answer.status_code == 200, answer.text
+    access = answer.json()["access"]
+    assert isinstance(access, dict)
+    return access
+
+
+def _all_anchored(services: GatewayServices, reader: TreeHeadReader) -> bool:
+    with Session(services.engine) as session:
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(RecordVersion)
+            .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
+            .where((col(RecordVersion.batch_id).is_(None)) | (col(AnchorBatch.state) != "anchored"))
+        )
+    head = reader.latest_head()
+    return waiting == 0 and (head.size if head else 0) == services.access_log.size
+
+
+def build_scenario(home: Path, rpc_url: str) -> Scenario:
+    settings = make_settings(home, rpc_url)
+    transactor = Transactor(w3=Web3(Web3.HTTPProvider(rpc_url)))
+    provisioned = provision(settings=settings, transactor=transactor)
+    ledger = Ledger(settings=settings, provisioned=provisioned)
+    deployment = provisioned.deployment
+    chain = LedgerChain(transactor=transactor, deployment=deployment)
+    reader = TreeHeadReader(rpc=JsonRpc(url=rpc_url), address=deployment.address("AccessLogAnchors"))
+    services = GatewayServices.from_settings(settings)
+    with TestClient(create_app(services)) as client:
+        incidents = [r for r in sample_records("police.incidents", POLICE)[:20] if any(s.id_number for s in r.subjects)]
+        incidents = incidents[:6]
+        versions = _push(client, ledger, POLICE, incidents)
+        revised = [
+            r.model_copy(update={"location": r.location.model_copy(update={"text": f"复核地址 {i}"})})
+            for i, r in enumerate(incidents[:2])
+        ]
+        versions += _push(client, ledger, POLICE, revised)
+        access_events = sample_records("property.access_events", PROPERTY)[:4]
+        versions += _push(client, ledger, PROPERTY, access_events)
+        hazards = sample_records("committee.hazard_reports", COMMITTEE)[:3]
+        versions += _push(client, ledger, COMMITTEE, hazards)
+
+        now = chain.latest_timestamp()
+        incident = incidents[0]
+        care, _ = chain.create_grant(signer=dev_account(1), spec=GrantSpec(
+            owner_org=POLICE, grantee_org=COMMITTEE, purpose=Purpose.ELDERLY_CARE, valid_from=now - 10,
+            valid_until=now + 3600, record_types=("incident",), communities=(incident.community_code,)))  # fmt: skip
+        expiring, _ = chain.create_grant(signer=dev_account(2), spec=GrantSpec(
+            owner_org=PROPERTY, grantee_org=POLICE, purpose=Purpose.INVESTIGATION, valid_from=now - 10,
+            valid_until=now + 600, record_types=("access_event",)))  # fmt: skip
+        emergency: list[int] = []
+        _read(client, ledger, COMMITTEE, incident.record_id, purpose="elderly_care", grant=care)
+        _read(client, ledger, POLICE, incidents[1].record_id, purpose="investigation")  # the owner
+        wait_until(lambda: _all_anchored(services, reader), timeout_s=60)  # a first tree head
+        erased = hazards[2].record_id  # crypto-shredded by its owner: its anchored blob is gone by design
+        assert client.delete(f"/v1/records/{erased}", headers=ledger.auth(COMMITTEE)).status_code == 200
+        _read(client, ledger, POLICE, access_events[0].record_id, purpose="investigation", grant=expiring)
+        access = _read(client, ledger, POLICE, hazards[0].record_id, purpose="emergency_response")
+        emergency.append(int(str(access["entry_index"])))
+        _read(client, ledger, COMMITTEE, incident.record_id, purpose="elderly_care", grant=care, version=1)
+        revoked = chain.revoke_grant(signer=dev_account(1), grant_id=care)
+        refused = client.get(
+            f"/v1/records/{incident.record_id}",
+            params={"purpose": "elderly_care", "grant": care},
+            headers=ledger.auth(COMMITTEE),
+        )
+        assert refused.status_code == 403  # and nothing logged
+        wait_until(lambda: _all_anchored(services, reader), timeout_s=60)
+        entries = services.access_log.size
+    # The gateway is stopped: storage, index and chain hold still from here on.
+    id_numbers = sum(
+        1 for r in [*incidents, *revised, *access_events, *hazards] if any(s.id_number for s in r.subjects)
+    )
+    deployment_file = settings.deployments_dir / f"{deployment.chain_id}.json"
+    assert json.loads(deployment_file.read_text())["addresses"] == deployment.addresses
+    return Scenario(
+        settings=settings,
+        deployment=deployment,
+        deployment_file=deployment_file,
+        rpc_url=rpc_url,
+        record_versions=versions,
+        entries=entries,
+        emergency_entries=tuple(emergency),
+        incident=incident,
+        revoked_grant=care,
+        revoked_block=int(revoked["blockNumber"]),
+        expiring_grant=expiring,
+        id_numbers=id_numbers,
+        erased_record=erased,
+    )

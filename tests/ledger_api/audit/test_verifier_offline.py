@@ -1,0 +1,134 @@
+"""The verifier and the bundle on synthetic evidence (no devnet): manifests old and new, bundle round
+trip, the consistency-pair strategy above 200 heads, emergency-kind options, and the benchmark."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+
+import pytest
+
+from ledger_api.audit.bench import run_bench, synthetic_evidence
+from ledger_api.audit.bundle import BundleDocument, decode_bundle, encode_bundle
+from ledger_api.audit.errors import BundleUnreadable
+from ledger_api.audit.evidence import Evidence, HeadReceipt
+from ledger_api.audit.model import DiscrepancyKind
+from ledger_api.audit.verifier import VerifyOptions, verify
+from ledger_api.records.leaves import MANIFEST_FORMAT_V1, BatchManifest, LeafMetadata, RecordLeaf
+
+K = DiscrepancyKind
+
+
+def leaf(n: int) -> RecordLeaf:
+    return RecordLeaf(
+        record_id=f"{n:064x}",
+        version=1,
+        owner_org="PS-XIHU-01",
+        ciphertext_hash=f"{n + 1:064x}",
+        commitment=f"{n + 2:064x}",
+    )
+
+
+def test_a_v2_manifest_carries_type_community_and_blind_indexes_and_keeps_the_leaf_encoding() -> None:
+    leaves = (leaf(1), leaf(2))
+    metadata = (LeafMetadata(record_type="incident", community_code="330102001", subjects=("ab" * 32,)), LeafMetadata())
+    manifest = BatchManifest(owner_org="PS-XIHU-01", leaves=leaves, metadata=metadata)
+    again = BatchManifest.from_bytes(manifest.to_bytes())
+    assert again == manifest
+    assert again.metadata_at(0).subjects == ("ab" * 32,)
+    assert again.metadata_at(1) == LeafMetadata()
+    # The on-chain leaf (and so the root) is the same with or without metadata.
+    assert again.root() == BatchManifest(owner_org="PS-XIHU-01", leaves=leaves).root()
+
+
+def test_a_v1_manifest_is_still_read_with_nothing_known_about_its_records() -> None:
+    document = {
+        "format": MANIFEST_FORMAT_V1,
+        "owner_org": "PS-XIHU-01",
+        "leaves": [[leaf(1).record_id, 1, leaf(1).ciphertext_hash, leaf(1).commitment]],
+    }
+    manifest = BatchManifest.from_bytes(json.dumps(document).encode())
+    assert manifest.leaves == (leaf(1),)
+    assert manifest.metadata_at(0) == LeafMetadata()
+    assert BatchManifest.looks_like_manifest(json.dumps(document).encode())
+    with pytest.raises(ValueError, match="malformed"):
+        BatchManifest.from_bytes(json.dumps({**document, "leaves": [[1, 2]]}).encode())
+
+
+def test_synthetic_evidence_verifies_clean_and_survives_the_bundle_round_trip() -> None:
+    evidence = synthetic_evidence(records=300, entries=250, batch=100, head_every=60)
+    result = verify(evidence)
+    assert result.ok, [d.line() for d in result.discrepancies]
+    assert (len(result.records), len(result.reads), len(result.tree_heads)) == (300, 250, 5)
+    loaded, found = decode_bundle(encode_bundle(evidence))
+    assert found == []
+    assert loaded.chain == evidence.chain
+    assert loaded.storage == evidence.storage
+    again = verify(loaded)
+    assert again.ok
+    assert again.reads == result.reads
+
+
+def test_emergency_reads_follow_the_configured_kinds() -> None:
+    evidence = synthetic_evidence(records=10, entries=10, batch=10, head_every=10)
+    result = verify(evidence, options=VerifyOptions(emergency_kinds=frozenset()))
+    assert result.ok  # no emergency reads at all: the option changes nothing
+    assert result.emergency_reads == ()
+
+
+def test_above_200_heads_consecutive_pairs_and_the_newest_still_catch_a_shrinking_log() -> None:
+    evidence = synthetic_evidence(records=10, entries=520, batch=10, head_every=2)
+    assert len(evidence.chain.heads) == 260
+    assert verify(evidence).ok
+    heads = list(evidence.chain.heads)
+    heads[100], heads[101] = (
+        dataclasses.replace(heads[101], index=100),
+        dataclasses.replace(heads[100], index=101),
+    )
+    shrunk = dataclasses.replace(evidence, chain=dataclasses.replace(evidence.chain, heads=tuple(heads)))
+    result = verify(shrunk)
+    assert [(d.kind, d.subject) for d in result.discrepancies] == [(K.LOG_INCONSISTENT, "tree head #101")]
+
+
+def test_a_head_whose_root_the_entries_do_not_rebuild_is_named() -> None:
+    evidence = synthetic_evidence(records=10, entries=30, batch=10, head_every=10)
+    heads = list(evidence.chain.heads)
+    heads[1] = HeadReceipt(
+        index=1, size=heads[1].size, root="00" * 32, block_number=heads[1].block_number, timestamp=heads[1].timestamp
+    )
+    forged = Evidence(
+        chain=dataclasses.replace(evidence.chain, heads=tuple(heads)), storage=evidence.storage, source="x"
+    )
+    result = verify(forged)
+    assert [(d.kind, d.subject) for d in result.discrepancies] == [(K.ENTRY_NOT_ANCHORED, "tree head #1")]
+
+
+def test_a_section_edited_without_its_digest_is_named_and_still_checked() -> None:
+    evidence = synthetic_evidence(records=20, entries=20, batch=10, head_every=10)
+    document = BundleDocument.decode(encode_bundle(evidence))
+    blobs = document.section("blobs")
+    blobs[3][1] = "ff" * 32
+    document.set_section("blobs", blobs)
+    loaded, found = decode_bundle(document.encode())
+    result = verify(loaded, found=found)
+    assert {(d.kind, d.subject) for d in result.discrepancies} == {
+        (K.EVIDENCE_MISMATCH, "bundle section blobs"),
+        (K.BLOB_HASH_MISMATCH, f"record {blobs[3][3][:12]}… v1"),
+    }
+
+
+def test_a_file_that_is_not_a_bundle_is_refused_in_one_line() -> None:
+    with pytest.raises(BundleUnreadable, match="not an audit bundle"):
+        decode_bundle(b"plain text")
+    with pytest.raises(BundleUnreadable, match="not a ledger-audit-bundle/v1 bundle"):
+        decode_bundle(gzip.compress(b'{"format": "something else"}\n'))
+
+
+def test_the_benchmark_measures_a_clean_synthetic_bundle() -> None:
+    result = run_bench(records=2_000, entries=2_000, batch=500, head_every=250)
+    assert result.discrepancies == 0
+    assert (result.records, result.entries, result.tree_heads) == (2_000, 2_000, 8)
+    assert result.bundle_bytes > 0
+    assert result.records_per_s > 0
+    assert result.to_json()["bundle_bytes_per_100k_records"] == round(result.bundle_bytes * 50)
