@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +121,18 @@ def test_the_auditors_verifier_never_reads_the_gateway_index(module: str) -> Non
         name for other in reachable(module) for name in imports(ALL_MODULES[other]) if name.startswith(INDEX_MODULES)
     }
     assert not through, f"{module} reaches {sorted(through)}"
+
+
+def test_importing_the_verifier_loads_no_index_at_run_time() -> None:
+    """Importing a module also runs its packages' ``__init__``, which the static scan above does not see:
+    import the whole verifier in a fresh interpreter and look at what got loaded."""
+    program = (
+        "import importlib, sys\n"
+        f"for name in {VERIFIER_MODULES!r}: importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({(*INDEX_MODULES, 'ledger_api.gateway')!r})))"
+    )
+    run = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout
 
 
 def test_no_import_cycles() -> None:

@@ -13,7 +13,8 @@
   without the gateway's database.
 """
 
-from ledger_api.accesslog.anchorer import AnchorerStatus, TreeHeadAnchorer, TreeHeadSettings, anchored_heads
+from typing import TYPE_CHECKING, Any
+
 from ledger_api.accesslog.audit import LogAudit, SegmentScan, audit_access_log, find_segments, verify_log
 from ledger_api.accesslog.entry import ENTRY_FORMAT, AppendedEntry, Entry, format_time
 from ledger_api.accesslog.errors import (
@@ -26,7 +27,6 @@ from ledger_api.accesslog.errors import (
     SegmentError,
     SegmentIntegrityError,
 )
-from ledger_api.accesslog.log import AccessLog
 from ledger_api.accesslog.segment import (
     SEGMENT_MAGIC,
     OpenedSegment,
@@ -37,6 +37,30 @@ from ledger_api.accesslog.segment import (
     seal_segment,
 )
 from ledger_api.chain.tree_heads import ChainTreeHead, Preflight, TreeHeadReader, TreeHeadWriter, auditor_recipients
+
+if TYPE_CHECKING:
+    from ledger_api.accesslog.anchorer import AnchorerStatus, TreeHeadAnchorer, TreeHeadSettings, anchored_heads
+    from ledger_api.accesslog.log import AccessLog
+
+# The gateway's side of the log (the durable table and its anchorer) is loaded on first use (PEP 562), so
+# that an auditor importing ``ledger_api.accesslog.audit`` never loads the gateway's index modules.
+_GATEWAY_SIDE = {
+    "AccessLog": "ledger_api.accesslog.log",
+    "AnchorerStatus": "ledger_api.accesslog.anchorer",
+    "TreeHeadAnchorer": "ledger_api.accesslog.anchorer",
+    "TreeHeadSettings": "ledger_api.accesslog.anchorer",
+    "anchored_heads": "ledger_api.accesslog.anchorer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _GATEWAY_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ENTRY_FORMAT",
