@@ -143,7 +143,10 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         )
         block_times = {h.block_number: h.timestamp for h in heads}
         block_times[checkpoint] = int(header["timestamp"], 16)
-        block_times.update(fetch_block_times(rpc, {r.block_number for r in receipts} - set(block_times)))
+        # Revocation blocks too: their times show whether a read was decided on a head older than a
+        # revocation mined before the read was released (DESIGN.md invariant 6).
+        needed = {r.block_number for r in receipts} | {g.revoked_block for g in grants.values() if g.revoked_block}
+        block_times.update(fetch_block_times(rpc, needed - set(block_times)))
     except ChainError as exc:
         raise SourceUnavailable(f"cannot read the chain at {rpc.url}: {exc}") from exc
     return ChainFacts(

@@ -43,7 +43,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,6 +75,10 @@ from ledger_api.records.leaves import BatchManifest, RecordLeaf
 __all__ = ["VerifyOptions", "verify"]
 
 K = DiscrepancyKind
+
+#: Slack between a block's timestamp (whole seconds, set by the node) and the gateway's clock: a read
+#: released more than this after a revoking block was mined must have been checked at that block or later.
+STALE_HEAD_TOLERANCE_S = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -529,7 +533,7 @@ def _decide(
     grant = grants.get(entry.grant_id)
     if grant is None or grant.created_block > block:
         return False, f"grant {entry.grant_id} UNKNOWN_GRANT at block {block}", not_covered
-    reason = _grant_refusal(grant, entry, record, block, chain.block_times.get(block), organisations)
+    reason = _grant_refusal(grant, entry, record, block, chain.block_times.get, organisations)
     if reason is not None:
         return False, f"grant {grant.grant_id} {reason}", not_covered
     return True, f"grant {grant.grant_id} valid at block {block}", not_covered
@@ -540,10 +544,11 @@ def _grant_refusal(
     entry: Entry,
     record: VerifiedRecord,
     block: int,
-    timestamp: int | None,
+    chain_time: Callable[[int], int | None],
     organisations: dict[str, OrganisationHistory],
 ) -> str | None:
     """``GrantRegistry.accessDecision`` at ``block``, in the contract's order; None when allowed."""
+    timestamp = chain_time(block)
     if grant.grantee_org != entry.accessor_org:
         return f"WRONG_GRANTEE (granted to {grant.grantee_org})"
     if grant.owner_org != record.owner_org:
@@ -552,12 +557,23 @@ def _grant_refusal(
         return f"WRONG_PURPOSE (granted for {grant.purpose})"
     if grant.revoked_block and grant.revoked_block <= block:
         return f"REVOKED at block {grant.revoked_block}, read checked at block {block}"
+    revoked_at = chain_time(grant.revoked_block) if grant.revoked_block else None
+    if revoked_at is not None and revoked_at + STALE_HEAD_TOLERANCE_S < entry.time.timestamp():
+        # The gateway must decide on the chain as it stands when the read begins (invariant 6): a read
+        # released well after the revoking block was mined, yet checked at an earlier block, used a stale head.
+        return (
+            f"REVOKED at block {grant.revoked_block} (block time {revoked_at}) before the read was released "
+            f"at {entry.time.isoformat()}, but checked at the stale block {block}"
+        )
     if timestamp is None:
         return f"cannot be checked: no timestamp known for block {block}"
     if timestamp < grant.valid_from:
         return f"NOT_YET_VALID at block {block} (valid from {grant.valid_from}, block time {timestamp})"
     if timestamp >= grant.valid_until:
         return f"EXPIRED at block {block} (valid until {grant.valid_until}, block time {timestamp})"
+    if entry.time.timestamp() >= grant.valid_until + STALE_HEAD_TOLERANCE_S:
+        # The gateway checks expiry against its clock when the read begins, so a release this late is not covered.
+        return f"EXPIRED when the read was released at {entry.time.isoformat()} (valid until {grant.valid_until})"
     if grant.record_id is not None and grant.record_id.lower() != record.record_id.lower():
         return "OUT_OF_SCOPE (granted for another record)"
     if grant.record_types and record.record_type not in grant.record_types:

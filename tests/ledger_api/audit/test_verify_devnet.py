@@ -188,7 +188,7 @@ def _forge_entry(doc: BundleDocument, **fields: object) -> None:
     from ledger_api.accesslog.entry import Entry
 
     entries = _entries(doc)
-    entry = Entry.create(time=datetime.now(UTC), request_id="forged", **fields)
+    entry = Entry.create(**{"time": datetime.now(UTC), "request_id": "forged", **fields})
     entries.append(entry.leaf_data().decode())
     tree = MerkleTree.from_leaf_hashes(leaf_hash(e.encode()) for e in entries)
     heads = doc.section("tree_heads")
@@ -341,6 +341,57 @@ def test_a_read_after_its_grant_was_revoked_is_not_covered(scenario: Scenario, c
     forged = result.reads[-1]
     assert not forged.covered
     assert forged.accessor_org == COMMITTEE
+
+
+def test_a_read_decided_on_a_head_older_than_a_revocation_is_not_covered(
+    scenario: Scenario, clean_bundle: bytes
+) -> None:
+    """Invariant 6 seen from the log: a read released 10 s after the revoking block was mined, but checked at
+    the block before it, was decided on a stale head."""
+    from datetime import UTC, datetime
+
+    doc = BundleDocument.decode(clean_bundle)
+    revoked_at = dict(doc.section("block_times"))[scenario.revoked_block]
+    record_id, version = _incident_v2(doc, scenario)
+    _forge_entry(
+        doc, accessor_org=COMMITTEE, record_id=record_id, version=version, owner_org=POLICE,
+        grant_id=scenario.revoked_grant, purpose="elderly_care", emergency=False,
+        checked_block=scenario.revoked_block - 1, time=datetime.fromtimestamp(revoked_at + 10, UTC),
+    )  # fmt: skip
+    doc.reseal()
+    result = verify(decode_bundle(doc.encode())[0])
+    (discrepancy,) = result.discrepancies
+    assert discrepancy.kind is K.READ_NOT_COVERED
+    assert f"but checked at the stale block {scenario.revoked_block - 1}" in discrepancy.detail
+
+    # The same read released within the tolerance of the revoking block's time is not a discrepancy.
+    doc = BundleDocument.decode(clean_bundle)
+    _forge_entry(
+        doc, accessor_org=COMMITTEE, record_id=record_id, version=version, owner_org=POLICE,
+        grant_id=scenario.revoked_grant, purpose="elderly_care", emergency=False,
+        checked_block=scenario.revoked_block - 1, time=datetime.fromtimestamp(revoked_at + 1, UTC),
+    )  # fmt: skip
+    doc.reseal()
+    assert verify(decode_bundle(doc.encode())[0]).ok
+
+
+def test_a_read_released_after_its_grant_expired_is_not_covered(scenario: Scenario, clean_bundle: bytes) -> None:
+    """Checked at a block when the grant was valid, but released well after ``valid_until``."""
+    from datetime import UTC, datetime
+
+    clean = verify(decode_bundle(clean_bundle)[0])
+    grant = next(g for g in clean.grants if g.grant_id == scenario.expiring_grant)
+    record = next(r for r in clean.records if r.owner_org == grant.owner_org and r.record_type in grant.record_types)
+    doc = BundleDocument.decode(clean_bundle)
+    _forge_entry(
+        doc, accessor_org=grant.grantee_org, record_id=record.record_id, version=record.version,
+        owner_org=grant.owner_org, grant_id=grant.grant_id, purpose=grant.purpose, emergency=False,
+        checked_block=scenario.revoked_block, time=datetime.fromtimestamp(grant.valid_until + 5, UTC),
+    )  # fmt: skip
+    doc.reseal()
+    (discrepancy,) = verify(decode_bundle(doc.encode())[0]).discrepancies
+    assert discrepancy.kind is K.READ_NOT_COVERED
+    assert "EXPIRED when the read was released" in discrepancy.detail
 
 
 def test_a_forged_bundle_is_caught_by_the_node(scenario: Scenario, clean_bundle: bytes) -> None:
