@@ -169,6 +169,7 @@ def _story(ctx: CliContext, steps: _Steps, *, samples: Path) -> None:
     finally:
         gateway.stop()
         print("\nStopped the gateway.")
+    _audit(ctx, steps)
     served_again = f"http://{ctx.settings.host}:{ctx.settings.port}"
     print(
         f"`make run` serves this ledger again on {served_again} (API keys rewritten to "
@@ -235,6 +236,18 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
         raise DemoError(f"a read under the revoked grant answered {_problem(again)}, not a refusal")
     print(f"    refused at once: {_problem(again)}")
 
+    hazard = pushed[COMMITTEE][0]
+    steps(f"The police reads a committee {hazard.record_type} in an emergency, with no grant")
+    urgent = apis[POLICE].get(f"/v1/records/{hazard.record_id}", params={"purpose": "emergency_response"})
+    if urgent.status_code != 200:
+        raise DemoError(f"the emergency read answered {_problem(urgent)}")
+    flagged = urgent.json()["access"]
+    print(
+        f"    200 OK, logged as emergency read #{flagged['entry_index']} (emergency={flagged['emergency']}): "
+        "police stations may read in an emergency, and every such read awaits review"
+    )
+    print(f"    check: GET {url}/v1/review/emergency-reads (as {COMMITTEE}, the record's owner)")
+
     steps("Under a new grant the committee subscribes to the feed; the police pushes a new incident")
     feed_grant = _grant(chain, police)
     seconds, event = _feed_delivers(apis[COMMITTEE], apis[POLICE], url=url)
@@ -247,8 +260,6 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
 
     steps("Where to check")
     print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
-    if _audit_available():
-        print("    the auditor's check, without trusting the gateway: ledger audit verify (on a running devnet)")
     print("    grants and organisations: ledger grants list --all; ledger org list")
 
 
@@ -416,15 +427,29 @@ def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) ->
         thread.join(timeout=10)
 
 
-def _audit_available() -> bool:
-    """Whether this installation has ``ledger audit`` (it is mentioned only then)."""
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "ledger_api.cli", "audit", "--help"], capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+def _audit(ctx: CliContext, steps: _Steps) -> None:
+    """The auditor's side, with the very commands an auditor runs: chain and storage only, then a bundle
+    checked offline, then the report. Run once the gateway has stopped, so storage holds still."""
+    steps("The auditor checks the whole trail from the chain and the storage only (not the gateway's database)")
+    home = ctx.settings.home
+    bundle, report = home / "demo-audit.bundle", home / "audit-report"
+    for action in (
+        ["verify", "--rpc", ctx.rpc_url],
+        ["export", "--rpc", ctx.rpc_url, "--out", str(bundle)],
+        ["verify", "--bundle", str(bundle)],
+        ["report", "--rpc", ctx.rpc_url, "--out", str(report)],
+    ):
+        print(f"    $ ledger audit {' '.join(action)}")
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger_api.cli", "audit", *action],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        for line in done.stdout.splitlines():
+            print(f"      {line}")
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise DemoError(f"ledger audit {action[0]} exited with status {done.returncode}: {last[0]}")
+    print(f"    check: open {report / 'audit-report.html'}")
 
 
 def _port_free(host: str, port: int) -> bool:
