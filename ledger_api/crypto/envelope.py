@@ -100,6 +100,7 @@ __all__ = [
     "blob_hash",
     "compute_commitment",
     "open_record",
+    "open_record_with_data_key",
     "parse_blob",
     "seal_record",
     "shred",
@@ -335,6 +336,9 @@ class OpenedRecord:
     ciphertext_hash: str
     org_id: str
     key_index: int
+    data_key: bytes = field(repr=False)
+    """The record's AES-256 data key, unwrapped with ``org_id``'s key ``key_index``: secret. A gateway may
+    keep it to open this very blob again (:func:`open_record_with_data_key`) without the HPKE unwrap."""
 
     @property
     def record_id(self) -> str:
@@ -542,7 +546,42 @@ def open_record(
     _check_hash(blob, expected_hash)
     parsed = parse_blob(blob)
     wrap = _find_wrap(parsed, org_id, key_index, extra_wraps)
-    salt, plaintext = _decrypt(parsed, _unwrap(parsed, wrap, private_key))
+    data_key = _unwrap(parsed, wrap, private_key)
+    return _open_parsed(
+        blob, parsed, data_key, org_id=org_id, key_index=key_index, expected_commitment=expected_commitment
+    )
+
+
+def open_record_with_data_key(
+    blob: bytes,
+    *,
+    data_key: bytes,
+    org_id: str,
+    key_index: int,
+    expected_hash: str | None = None,
+    expected_commitment: str | None = None,
+) -> OpenedRecord:
+    """Decrypt ``blob`` with its data key as an earlier :func:`open_record` of the same blob returned it.
+
+    Everything but the HPKE unwrap is checked as in :func:`open_record`: the anchored hash, the blob's
+    format, that it was not shredded, AES-GCM authentication and the commitment. ``org_id`` and
+    ``key_index`` name the wrap the key first came from; they are reported, not used.
+    """
+    blob = _as_bytes(blob, "blob")
+    _check_hash(blob, expected_hash)
+    parsed = parse_blob(blob)
+    if parsed.shredded:
+        raise RecordShreddedError(f"{parsed.header.describe()} was crypto-shredded: its data key is gone")
+    return _open_parsed(
+        blob, parsed, _as_bytes(data_key, "data_key"), org_id=org_id, key_index=key_index,
+        expected_commitment=expected_commitment,
+    )  # fmt: skip
+
+
+def _open_parsed(
+    blob: bytes, parsed: ParsedBlob, data_key: bytes, *, org_id: str, key_index: int, expected_commitment: str | None
+) -> OpenedRecord:
+    salt, plaintext = _decrypt(parsed, data_key)
     commitment = compute_commitment(plaintext, salt)
     if expected_commitment is not None and not _hex_equal(commitment, expected_commitment):
         raise CommitmentMismatchError(
@@ -556,6 +595,7 @@ def open_record(
         ciphertext_hash=blob_hash(blob),
         org_id=org_id,
         key_index=key_index,
+        data_key=data_key,
     )
 
 

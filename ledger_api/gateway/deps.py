@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger_api.gateway.apikeys import organisation_for_token
@@ -14,7 +17,8 @@ from ledger_api.gateway.services import GatewayServices
 _bearer = HTTPBearer(auto_error=False, description="An API key issued with `ledger apikey issue ORG`.")
 
 
-def get_services(request: Request) -> GatewayServices:
+async def get_services(request: Request) -> GatewayServices:
+    # async: FastAPI runs a plain-def dependency in the thread pool, a hop every request would pay for nothing.
     services: GatewayServices = request.app.state.services
     return services
 
@@ -23,6 +27,7 @@ Services = Annotated[GatewayServices, Depends(get_services)]
 
 
 def current_org(
+    request: Request,
     services: Services,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -32,7 +37,29 @@ def current_org(
     org_id = organisation_for_token(services.engine, credentials.credentials)
     if org_id is None:
         raise Unauthenticated("the API key is unknown or revoked")
+    reject_unknown_query_parameters(request)  # after authentication: an anonymous caller learns nothing
     return org_id
 
 
 CurrentOrg = Annotated[str, Depends(current_org)]
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters an operation takes, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return frozenset(names)
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """422 for a query parameter the operation does not take: a misspelt filter (``?comunity=``) must not
+    silently widen a listing to everything."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    if unknown:
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"} for name in unknown]
+        )

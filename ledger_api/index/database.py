@@ -22,7 +22,11 @@ def make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A file database gets a pool as large as the gateway's concurrency: past the pool size every
+        # checkout opens a new connection (and runs the pragmas below), costlier than the read it serves.
+        on_file = url.startswith("sqlite:///") and path not in ("", ":memory:")
+        pool: dict[str, Any] = {"pool_size": 32, "max_overflow": 32} if on_file else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)

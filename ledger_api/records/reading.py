@@ -2,10 +2,11 @@
 it, and only once the access entry that covers the release is durable (DESIGN.md invariants 4 and 6).
 
 Order of a read: the follower is brought current with the chain (a revoke or suspension mined before
-the read began is seen); the grant is checked in memory at that head with the wall clock (an expired
-grant stops at once); the blob is opened with the owner's key and checked against its anchored hash
-and commitment; fields are masked for the purpose; the access entry is committed; then, and only
-then, the record is returned.
+the read began is seen; reads arriving together share that check, ``records.headcheck``); the grant is
+checked in memory at that head with the wall clock (an expired grant stops at once); the blob is opened
+with the owner's key (or the data key cached from an earlier read, ``records.keycache``) and checked
+against its anchored hash and commitment; fields are masked for the purpose; the access entry is
+committed; then, and only then, the record is returned.
 """
 
 from __future__ import annotations
@@ -18,22 +19,69 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from ledger_api.accesslog import AccessLog, Entry
 from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose
 from ledger_api.chain.follower import ChainFollower
-from ledger_api.crypto.envelope import open_record
+from ledger_api.crypto.envelope import OpenedRecord, open_record, open_record_with_data_key
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion
+from ledger_api.records.headcheck import CoalescedHeadCheck
+from ledger_api.records.keycache import DataKeyCache
 from ledger_api.records.masking import mask_record
 from ledger_api.storage.base import BlobStore
 
 #: Decisions that say nothing about the record to a caller holding no grant from its owner: such a
 #: refusal answers exactly like a missing record.
 HIDING_DECISIONS = frozenset({AccessDecision.UNKNOWN_GRANT, AccessDecision.WRONG_GRANTEE, AccessDecision.WRONG_OWNER})
+
+
+_VERSIONS: Table = RecordVersion.__table__  # type: ignore[attr-defined]
+_BATCHES: Table = AnchorBatch.__table__  # type: ignore[attr-defined]
+
+
+def _lookup_statement(*, by_version: bool) -> Select[Any]:
+    """The newest (or the named) version of a record with its batch. Built once: a Core statement
+    reused as is hits SQLAlchemy's compiled cache without building ORM objects on every read."""
+    v, b = _VERSIONS.c, _BATCHES.c
+    query = (
+        select(
+            v.record_id, v.version, v.owner_org, v.record_type, v.community_code, v.blob_key, v.commitment,
+            v.key_index, v.leaf_index, v.shredded_at, b.root, b.state, b.block_number, b.tx_hash,
+        )
+        .select_from(_VERSIONS.outerjoin(_BATCHES, v.batch_id == b.id))
+        .where(v.record_id == bindparam("record_id"))
+    )  # fmt: skip
+    if by_version:
+        query = query.where(v.version == bindparam("version"))
+    return query.order_by(v.version.desc()).limit(1)
+
+
+_LATEST_VERSION = _lookup_statement(by_version=False)
+_NAMED_VERSION = _lookup_statement(by_version=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _IndexedVersion:
+    """What the read needs of a record version's index row and of its anchoring batch."""
+
+    record_id: str
+    version: int
+    owner_org: str
+    record_type: str
+    community_code: str
+    blob_key: str
+    commitment: str
+    key_index: int
+    leaf_index: int | None
+    shredded_at: datetime | None
+    batch_root: str | None
+    batch_state: str | None
+    batch_block: int | None
+    batch_tx: str | None
 
 
 class ReadError(LedgerError):
@@ -92,6 +140,8 @@ class ReadService:
         access_log: AccessLog,
         emergency_kinds: frozenset[OrganisationKind] = frozenset({OrganisationKind.POLICE}),
         clock: Callable[[], float] = time.time,
+        key_cache: DataKeyCache | None = None,
+        head_check_window_s: float = 0.005,
     ) -> None:
         self._engine = engine
         self._blobs = blobs
@@ -100,6 +150,19 @@ class ReadService:
         self._log = access_log
         self._emergency_kinds = emergency_kinds
         self._clock = clock
+        self._keys = key_cache if key_cache is not None else DataKeyCache()
+        # Reads arriving within a few milliseconds share one head check (see records.headcheck).
+        self._head_check = CoalescedHeadCheck(ensure_current=follower.ensure_current, window_s=head_check_window_s)
+
+    @property
+    def key_cache(self) -> DataKeyCache:
+        """The data keys this service unwrapped, by record version and blob."""
+        return self._keys
+
+    def forget_keys(self, record_id: str) -> None:
+        """Drop the cached data keys of an erased record (and keep them out): crypto-shredding leaves no
+        key in this process that opens the remaining ciphertext."""
+        self._keys.forget(record_id)
 
     def read(
         self,
@@ -111,8 +174,8 @@ class ReadService:
         version: int | None = None,
         request_id: str | None = None,
     ) -> ReadResult:
-        row, batch = self._find(record_id, version)
-        self._follower.ensure_current()
+        row = self._find(record_id, version)
+        self._head_check()
         checked_block, _ = self._follower.head()
         caller_view = self._follower.organisation(caller)
         if caller_view is None or caller_view.suspended:
@@ -138,14 +201,10 @@ class ReadService:
         else:
             raise RecordNotVisible(f"no record {record_id}")
         if row.shredded_at is not None:
+            self._keys.forget(row.record_id)
             raise RecordErased(f"record {record_id} version {row.version} was erased at {row.shredded_at.isoformat()}")
 
-        blob = self._blobs.get(row.blob_key)
-        opened = open_record(
-            blob, org_id=row.owner_org, key_index=row.key_index,
-            private_key=self._keystore.private_key(row.owner_org, row.key_index),
-            expected_hash=row.blob_key, expected_commitment=row.commitment,
-        )  # fmt: skip
+        opened = self._open(row)
         record, masked = mask_record(json.loads(opened.plaintext), masked_for)
         request = request_id or uuid.uuid4().hex
         # The release point: the entry is durable (and so will be anchored) before anything leaves.
@@ -156,31 +215,51 @@ class ReadService:
                 time=datetime.now(UTC), request_id=request,
             )
         )  # fmt: skip
-        anchored = batch is not None and batch.state == "anchored"
+        anchored = row.batch_state == "anchored"
         return ReadResult(
             record=record, record_id=row.record_id, version=row.version, owner_org=row.owner_org,
             record_type=row.record_type, masked_fields=tuple(masked), purpose=purpose, grant_id=granted,
             emergency=emergency, request_id=request, entry_index=appended.index, checked_block=checked_block,
             ciphertext_hash=row.blob_key, commitment=row.commitment,
             salt=None if masked else opened.salt.hex(),
-            batch_root=batch.root if batch else None, leaf_index=row.leaf_index,
-            block_number=batch.block_number if anchored and batch else None,
-            transaction=batch.tx_hash if anchored and batch else None,
+            batch_root=row.batch_root, leaf_index=row.leaf_index,
+            block_number=row.batch_block if anchored else None,
+            transaction=row.batch_tx if anchored else None,
         )  # fmt: skip
 
-    def _find(self, record_id: str, version: int | None) -> tuple[RecordVersion, AnchorBatch | None]:
-        with Session(self._engine) as session:
-            query = (
-                select(RecordVersion, AnchorBatch)
-                .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
-                .where(col(RecordVersion.record_id) == record_id)
-            )
-            if version is not None:
-                query = query.where(col(RecordVersion.version) == version)
-            row = session.exec(query.order_by(col(RecordVersion.version).desc()).limit(1)).first()
-        if row is None:
+    def _open(self, row: _IndexedVersion) -> OpenedRecord:
+        """Open the anchored blob, with the data key cached from an earlier read when there is one (no
+        HPKE unwrap); the blob's hash, AES-GCM tag and commitment are checked either way."""
+        blob = self._blobs.get(row.blob_key)
+        cached = self._keys.get(record_id=row.record_id, version=row.version, blob_key=row.blob_key)
+        if cached is not None:
+            return open_record_with_data_key(
+                blob, data_key=cached, org_id=row.owner_org, key_index=row.key_index,
+                expected_hash=row.blob_key, expected_commitment=row.commitment,
+            )  # fmt: skip
+        opened = open_record(
+            blob, org_id=row.owner_org, key_index=row.key_index,
+            private_key=self._keystore.private_key(row.owner_org, row.key_index),
+            expected_hash=row.blob_key, expected_commitment=row.commitment,
+        )  # fmt: skip
+        self._keys.put(record_id=row.record_id, version=row.version, blob_key=row.blob_key, data_key=opened.data_key)
+        return opened
+
+    def _find(self, record_id: str, version: int | None) -> _IndexedVersion:
+        with self._engine.connect() as connection:
+            if version is None:
+                found = connection.execute(_LATEST_VERSION, {"record_id": record_id}).first()
+            else:
+                found = connection.execute(_NAMED_VERSION, {"record_id": record_id, "version": version}).first()
+        if found is None:
             raise RecordNotVisible(f"no record {record_id}")
-        return row[0], row[1]
+        (record, number, owner, record_type, community, blob_key, commitment, key_index, leaf_index, shredded_at,
+         root, state, block, tx) = found  # fmt: skip
+        return _IndexedVersion(
+            record_id=record, version=number, owner_org=owner, record_type=record_type, community_code=community,
+            blob_key=blob_key, commitment=commitment, key_index=key_index, leaf_index=leaf_index,
+            shredded_at=shredded_at, batch_root=root, batch_state=state, batch_block=block, batch_tx=tx,
+        )  # fmt: skip
 
     def _holds_grant_from(self, caller: str, owner: str) -> bool:
         now = int(self._clock())

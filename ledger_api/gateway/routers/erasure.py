@@ -69,6 +69,7 @@ async def erase_record(
         receipt: ErasureReceipt = await run_in_threadpool(service.erase, caller=org_id, record_id=record_id)
     except ErasureNotAllowed as exc:
         raise NotFound(str(exc)) from exc
+    services.reader.forget_keys(record_id)  # no cached data key may outlive the shredded wraps
     return ErasureOut(
         record_id=receipt.record_id,
         owner_org=receipt.owner_org,

@@ -106,3 +106,15 @@ def test_emergency_reads_are_for_configured_kinds_and_flagged(client: TestClient
     client.post("/v1/records", json=payload([incident]), headers=ledger_home.auth(POLICE))
     committee = read(client, ledger_home, COMMITTEE, incident.record_id, purpose="emergency_response")
     assert committee.status_code == 404  # type: ignore[attr-defined]
+
+
+def test_an_unknown_query_parameter_is_named_not_ignored(client: TestClient, ledger_home: Ledger) -> None:
+    """A misspelt filter must not silently widen a listing to everything."""
+    answer = client.get("/v1/records", params={"comunity": "330102001"}, headers=ledger_home.auth(POLICE))
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"location": "query/comunity", "message": "unknown query parameter", "type": "extra_forbidden"}
+    ]
+    assert client.get("/v1/records", params={"community": "330102001"}, headers=ledger_home.auth(POLICE)).is_success
+    # Anonymous callers learn nothing from it: authentication comes first.
+    assert client.get("/v1/records", params={"comunity": "330102001"}).status_code == 401
