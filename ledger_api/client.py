@@ -9,6 +9,7 @@ import httpx
 
 from adapters.canonical import CanonicalRecord
 from ledger_api.errors import LedgerError
+from ledger_api.records.commitment import CommitmentOpening, verify_opening
 
 
 class GatewayClientError(LedgerError):
@@ -21,6 +22,10 @@ class GatewayClientError(LedgerError):
         errors = problem.get("errors") or []
         first = f"; first: {errors[0]}" if errors else ""
         super().__init__(f"gateway answered {status}: {detail}{first}")
+
+
+class CommitmentNotOpened(LedgerError):
+    """The gateway answered a record that does not open the commitment it named."""
 
 
 class GatewayClient:
@@ -70,6 +75,22 @@ class GatewayClient:
     def status(self, record_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", f"/records/{record_id}/status")
         return result
+
+    def read(self, record_id: str, *, purpose: str, grant: int | None = None) -> dict[str, Any]:
+        """Read a record (logged) and check it, masked fields included, against its content commitment.
+
+        The commitment checked is the one the answer names; compare it with the record's leaf in
+        ``GET /records/{id}/proof``, whose inclusion is checked against the root anchored on chain."""
+        params: dict[str, str | int] = {"purpose": purpose}
+        if grant is not None:
+            params["grant"] = grant
+        body: dict[str, Any] = self._request("GET", f"/records/{record_id}", params=params)
+        anchor = body["anchor"]
+        if not verify_opening(body["record"], CommitmentOpening.from_json(anchor["opening"]), anchor["commitment"]):
+            raise CommitmentNotOpened(
+                f"record {record_id} v{body['version']} does not open commitment {anchor['commitment']}"
+            )
+        return body
 
     def import_file(
         self, adapter: str, data: bytes, *, file_name: str, community: str, **params: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -230,9 +231,32 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default (IANA's dynamic range starts at 49152)
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on loopback that nothing listens on right now, below the kernel's ephemeral range.
+
+    Why below it: a server stopped and restarted on its port (a devnet restart keeps its URL) must find
+    the port still free, and the kernel hands ports of the ephemeral range to outgoing connections of any
+    process in between. Random choice keeps parallel test workers apart; a start-up that still loses
+    the race retries with another port.
+    """
+    high = _ephemeral_low()
+    low = max(1024, high - 12_000)
+    for _ in range(200):
+        port = secrets.randbelow(high - low) + low
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

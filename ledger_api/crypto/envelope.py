@@ -67,6 +67,7 @@ import itertools
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,9 +90,12 @@ __all__ = [
     "BLOB_MAGIC",
     "FORMAT_VERSION",
     "NONCE_SIZE",
+    "PLAINTEXT_COMMITMENT",
     "SALT_SIZE",
+    "CommitmentScheme",
     "OpenedRecord",
     "ParsedBlob",
+    "PlaintextCommitment",
     "RecipientKey",
     "RecordHeader",
     "SealedRecord",
@@ -321,7 +325,8 @@ class SealedRecord:
     ciphertext_hash: str
     """SHA-256 of the whole blob, hex: the storage key and the on-chain anchor."""
     commitment: str
-    """``SHA-256("ledger/commitment/v1" || salt || plaintext)``, hex: anchored beside the hash."""
+    """The commitment scheme's value (by default ``SHA-256("ledger/commitment/v1" || salt || plaintext)``),
+    hex: anchored beside the hash."""
     recipients: tuple[tuple[str, int], ...]
 
 
@@ -368,6 +373,25 @@ def compute_commitment(plaintext: bytes, salt: bytes) -> str:
     if len(salt) != SALT_SIZE:
         raise EnvelopeError(f"the commitment salt must be {SALT_SIZE} bytes, got {len(salt)}")
     return hashlib.sha256(_COMMITMENT_DOMAIN + salt + _as_bytes(plaintext, "plaintext")).hexdigest()
+
+
+class CommitmentScheme(Protocol):
+    """How the anchored commitment is computed from what only key holders know. The envelope needs
+    nothing of the plaintext's structure; a scheme may (e.g. one that commits to fields one by one so
+    that a reader of a masked copy can still check it: ``ledger_api.records.commitment``)."""
+
+    def commit(self, *, plaintext: bytes, salt: bytes, data_key: bytes) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlaintextCommitment:
+    """``SHA-256("ledger/commitment/v1" || salt || plaintext)``: for readers of the whole plaintext."""
+
+    def commit(self, *, plaintext: bytes, salt: bytes, data_key: bytes) -> str:
+        return compute_commitment(plaintext, salt)
+
+
+PLAINTEXT_COMMITMENT = PlaintextCommitment()
 
 
 def verify_commitment(plaintext: bytes, salt: bytes, commitment: str) -> None:
@@ -438,6 +462,7 @@ def seal_record(
     record_type: str,
     version: int,
     recipients: Mapping[str, RecipientKey],
+    commitment_scheme: CommitmentScheme = PLAINTEXT_COMMITMENT,
 ) -> SealedRecord:
     """Encrypt one record version for ``recipients`` (keyed by org id; must include ``owner_org``)."""
     plaintext = _as_bytes(plaintext, "plaintext")
@@ -473,7 +498,7 @@ def seal_record(
         blob=blob,
         header=header,
         ciphertext_hash=blob_hash(blob),
-        commitment=compute_commitment(plaintext, salt),
+        commitment=commitment_scheme.commit(plaintext=plaintext, salt=salt, data_key=data_key),
         recipients=parsed.recipients,
     )
 
@@ -535,6 +560,7 @@ def open_record(
     extra_wraps: Iterable[WrappedKey] = (),
     expected_hash: str | None = None,
     expected_commitment: str | None = None,
+    commitment_scheme: CommitmentScheme = PLAINTEXT_COMMITMENT,
 ) -> OpenedRecord:
     """Decrypt ``blob`` with key ``key_index`` of ``org_id`` (an encoded HPKE private key).
 
@@ -548,8 +574,9 @@ def open_record(
     wrap = _find_wrap(parsed, org_id, key_index, extra_wraps)
     data_key = _unwrap(parsed, wrap, private_key)
     return _open_parsed(
-        blob, parsed, data_key, org_id=org_id, key_index=key_index, expected_commitment=expected_commitment
-    )
+        blob, parsed, data_key, org_id=org_id, key_index=key_index, expected_commitment=expected_commitment,
+        commitment_scheme=commitment_scheme,
+    )  # fmt: skip
 
 
 def open_record_with_data_key(
@@ -560,6 +587,7 @@ def open_record_with_data_key(
     key_index: int,
     expected_hash: str | None = None,
     expected_commitment: str | None = None,
+    commitment_scheme: CommitmentScheme = PLAINTEXT_COMMITMENT,
 ) -> OpenedRecord:
     """Decrypt ``blob`` with its data key as an earlier :func:`open_record` of the same blob returned it.
 
@@ -574,15 +602,22 @@ def open_record_with_data_key(
         raise RecordShreddedError(f"{parsed.header.describe()} was crypto-shredded: its data key is gone")
     return _open_parsed(
         blob, parsed, _as_bytes(data_key, "data_key"), org_id=org_id, key_index=key_index,
-        expected_commitment=expected_commitment,
+        expected_commitment=expected_commitment, commitment_scheme=commitment_scheme,
     )  # fmt: skip
 
 
 def _open_parsed(
-    blob: bytes, parsed: ParsedBlob, data_key: bytes, *, org_id: str, key_index: int, expected_commitment: str | None
+    blob: bytes,
+    parsed: ParsedBlob,
+    data_key: bytes,
+    *,
+    org_id: str,
+    key_index: int,
+    expected_commitment: str | None,
+    commitment_scheme: CommitmentScheme,
 ) -> OpenedRecord:
     salt, plaintext = _decrypt(parsed, data_key)
-    commitment = compute_commitment(plaintext, salt)
+    commitment = commitment_scheme.commit(plaintext=plaintext, salt=salt, data_key=data_key)
     if expected_commitment is not None and not _hex_equal(commitment, expected_commitment):
         raise CommitmentMismatchError(
             f"{parsed.header.describe()} decrypted to a plaintext that does not match the anchored commitment"

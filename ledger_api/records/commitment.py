@@ -35,6 +35,7 @@ from ledger_api.records.masking import MASKABLE
 
 __all__ = [
     "COMMITMENT_SCHEME",
+    "RECORD_COMMITMENT",
     "CommitmentError",
     "CommitmentOpening",
     "RedactableCommitment",
@@ -124,6 +125,10 @@ class RedactableCommitment:
 
     def commit(self, *, plaintext: bytes, salt: bytes, data_key: bytes) -> str:
         return commitment_of(_parse(plaintext), salt=salt, data_key=data_key)
+
+
+#: The scheme every record version is sealed and opened with.
+RECORD_COMMITMENT = RedactableCommitment()
 
 
 @dataclass(frozen=True, kw_only=True)

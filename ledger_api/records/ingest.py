@@ -32,6 +32,7 @@ from ledger_api.crypto.envelope import RecipientKey, seal_record
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import RecordVersion, SubjectLink
+from ledger_api.records.commitment import RECORD_COMMITMENT
 
 PushStatus = Literal["created", "new_version", "unchanged"]
 _COMMUNITY_CODE_MAX: int = RecordVersion.__table__.c.community_code.type.length  # type: ignore[attr-defined]
@@ -219,6 +220,7 @@ class IngestService:
                     record_type=str(p.record.record_type),
                     version=p.version,
                     recipients={org_id: owner_key},
+                    commitment_scheme=RECORD_COMMITMENT,
                 )
                 for p in planned
             ]

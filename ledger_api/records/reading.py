@@ -29,6 +29,7 @@ from ledger_api.crypto.envelope import OpenedRecord, open_record, open_record_wi
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion
+from ledger_api.records.commitment import RECORD_COMMITMENT, CommitmentOpening, open_commitment
 from ledger_api.records.headcheck import CoalescedHeadCheck
 from ledger_api.records.keycache import DataKeyCache
 from ledger_api.records.masking import mask_record
@@ -120,9 +121,9 @@ class ReadResult:
     checked_block: int
     ciphertext_hash: str
     commitment: str
-    salt: str | None
-    """Hex salt of the content commitment, given only when nothing is masked: with it the reader checks
-    SHA-256("ledger/commitment/v1" || salt || canonical JSON) against the anchored commitment."""
+    opening: CommitmentOpening
+    """What the reader needs to check the record it received, masked fields included, against the anchored
+    commitment (:func:`~ledger_api.records.commitment.verify_opening`)."""
     batch_root: str | None
     leaf_index: int | None
     block_number: int | None
@@ -205,7 +206,9 @@ class ReadService:
             raise RecordErased(f"record {record_id} version {row.version} was erased at {row.shredded_at.isoformat()}")
 
         opened = self._open(row)
-        record, masked = mask_record(json.loads(opened.plaintext), masked_for)
+        original = json.loads(opened.plaintext)
+        record, masked = mask_record(original, masked_for)
+        opening = open_commitment(original, salt=opened.salt, data_key=opened.data_key, masked_paths=masked)
         request = request_id or uuid.uuid4().hex
         # The release point: the entry is durable (and so will be anchored) before anything leaves.
         appended = self._log.append(
@@ -221,7 +224,7 @@ class ReadService:
             record_type=row.record_type, masked_fields=tuple(masked), purpose=purpose, grant_id=granted,
             emergency=emergency, request_id=request, entry_index=appended.index, checked_block=checked_block,
             ciphertext_hash=row.blob_key, commitment=row.commitment,
-            salt=None if masked else opened.salt.hex(),
+            opening=opening,
             batch_root=row.batch_root, leaf_index=row.leaf_index,
             block_number=row.batch_block if anchored else None,
             transaction=row.batch_tx if anchored else None,
@@ -235,12 +238,12 @@ class ReadService:
         if cached is not None:
             return open_record_with_data_key(
                 blob, data_key=cached, org_id=row.owner_org, key_index=row.key_index,
-                expected_hash=row.blob_key, expected_commitment=row.commitment,
+                expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=RECORD_COMMITMENT,
             )  # fmt: skip
         opened = open_record(
             blob, org_id=row.owner_org, key_index=row.key_index,
             private_key=self._keystore.private_key(row.owner_org, row.key_index),
-            expected_hash=row.blob_key, expected_commitment=row.commitment,
+            expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=RECORD_COMMITMENT,
         )  # fmt: skip
         self._keys.put(record_id=row.record_id, version=row.version, blob_key=row.blob_key, data_key=opened.data_key)
         return opened

@@ -42,6 +42,7 @@ from ledger_api.crypto.errors import EnvelopeError
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
+from ledger_api.records.commitment import RECORD_COMMITMENT
 from ledger_api.records.erasure import Erasure
 from ledger_api.records.ingest import subject_links
 from ledger_api.records.leaves import BatchManifest, LeafMetadata, RecordLeaf
@@ -108,6 +109,7 @@ def reindex(
                 key_index=wrap.key_index,
                 private_key=keystore.private_key(owner, wrap.key_index),
                 expected_hash=blob_key,
+                commitment_scheme=RECORD_COMMITMENT,
             )
             record = CanonicalRecord.model_validate_json(opened.plaintext)
         except (LedgerError, StopIteration, ValueError) as exc:

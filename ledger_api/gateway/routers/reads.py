@@ -55,12 +55,25 @@ class AccessReceipt(BaseModel):
     checked_block: int
 
 
+class CommitmentOpeningModel(BaseModel):
+    model_config = _FROZEN
+
+    scheme: str
+    salt: str
+    revealed: dict[str, str]
+    """Path of each maskable value received in clear → its field salt (hex)."""
+    masked: dict[str, str]
+    """Path of each masked value → its field digest (hex)."""
+
+
 class AnchorInfo(BaseModel):
     model_config = _FROZEN
 
     ciphertext_hash: str
     commitment: str
-    salt: str | None
+    opening: CommitmentOpeningModel
+    """Checks the received record, masked fields included, against ``commitment`` (see
+    ``ledger_api.records.commitment``: ``verify_opening``)."""
     batch_root: str | None
     leaf_index: int | None
     block_number: int | None
@@ -187,7 +200,8 @@ def record_read_json(result: ReadResult) -> bytes:
         "access": {"entry_index": result.entry_index, "request_id": result.request_id, "grant_id": result.grant_id,
                    "purpose": result.purpose.label, "emergency": result.emergency,
                    "checked_block": result.checked_block},
-        "anchor": {"ciphertext_hash": result.ciphertext_hash, "commitment": result.commitment, "salt": result.salt,
+        "anchor": {"ciphertext_hash": result.ciphertext_hash, "commitment": result.commitment,
+                   "opening": result.opening.to_json(),
                    "batch_root": result.batch_root, "leaf_index": result.leaf_index,
                    "block_number": result.block_number, "transaction": result.transaction},
     }  # fmt: skip

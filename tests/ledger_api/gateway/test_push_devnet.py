@@ -11,6 +11,7 @@ from adapters.canonical import CanonicalRecord
 from ledger_api.crypto.envelope import open_record
 from ledger_api.crypto.keystore import DEMO_MASTER_SECRET, OrgKeystore
 from ledger_api.merkle.rfc9162 import verify_inclusion
+from ledger_api.records.commitment import RECORD_COMMITMENT
 from ledger_api.records.leaves import BatchManifest, RecordLeaf
 from ledger_api.storage import blob_store_from_settings
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, Ledger, wait_until
@@ -57,6 +58,7 @@ def test_push_is_acknowledged_stored_encrypted_and_anchored(client: TestClient, 
         private_key=keystore.private_key(POLICE, 0),
         expected_hash=first["ciphertext_hash"],
         expected_commitment=first["commitment"],
+        commitment_scheme=RECORD_COMMITMENT,
     )
     assert CanonicalRecord.model_validate_json(opened.plaintext) == records[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,7 +13,8 @@ from ledger_api.chain.devnet import dev_account
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
 from ledger_api.chain.transactor import Transactor
-from ledger_api.crypto.envelope import verify_commitment
+from ledger_api.client import GatewayClient
+from ledger_api.records.commitment import RECORD_COMMITMENT, CommitmentOpening, verify_opening
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, wait_until
 from tests.ledger_api.gateway.records import payload, sample_records
 
@@ -56,7 +59,18 @@ def test_a_grant_opens_reads_for_its_purpose_and_a_revoke_closes_them_at_once(
     assert subject["id_number"] != original.id_number
     assert "*" in subject["id_number"]
     assert any(path.endswith("id_number") for path in body["masked_fields"])
-    assert body["anchor"]["salt"] is None  # masked: the commitment cannot be recomputed by this reader
+    # Masked, yet the grantee checks what it received against the commitment: the opening gives the digest
+    # of each masked value (not its field salt) and the field salt of each value received in clear.
+    opening = CommitmentOpening.from_json(body["anchor"]["opening"])
+    assert set(opening.masked) == {p for p in body["masked_fields"]}
+    assert verify_opening(body["record"], opening, body["anchor"]["commitment"])
+    forged = json.loads(json.dumps(body["record"]))
+    forged["location"]["text"] = "somewhere else"
+    assert not verify_opening(forged, opening, body["anchor"]["commitment"])
+    # ... and that commitment is the one in the record's leaf, included under the root anchored on chain.
+    wait_until(lambda: client.get(f"/v1/records/{target.record_id}/proof", headers=ledger_home.auth(POLICE)).is_success)
+    proof = client.get(f"/v1/records/{target.record_id}/proof", headers=ledger_home.auth(POLICE)).json()
+    assert proof["leaf"]["commitment"] == body["anchor"]["commitment"]
     assert body["access"]["grant_id"] == grant_id
     assert body["access"]["emergency"] is False
     # The access entry was durable before the answer: it is in the log, at the index the answer names.
@@ -64,6 +78,10 @@ def test_a_grant_opens_reads_for_its_purpose_and_a_revoke_closes_them_at_once(
     entry = services.access_log.entry(body["access"]["entry_index"])
     assert (entry.accessor_org, entry.record_id, entry.grant_id, entry.purpose) == (
         COMMITTEE, target.record_id, grant_id, "elderly_care")  # fmt: skip
+
+    # The Python client checks every read against its commitment itself.
+    via_client = GatewayClient(api_key=ledger_home.provisioned.api_keys[COMMITTEE], http=client)
+    assert via_client.read(target.record_id, purpose="elderly_care", grant=grant_id)["record"] == body["record"]
 
     listed = client.get("/v1/records", headers=ledger_home.auth(COMMITTEE)).json()["records"]
     in_scope = {r.record_id for r in incidents if r.community_code == target.community_code}
@@ -79,7 +97,7 @@ def test_a_grant_opens_reads_for_its_purpose_and_a_revoke_closes_them_at_once(
     revoked = read(client, ledger_home, COMMITTEE, target.record_id, purpose="elderly_care", grant=grant_id)
     assert revoked.status_code == 403  # type: ignore[attr-defined]
     assert "REVOKED" in revoked.json()["detail"]  # type: ignore[attr-defined]
-    assert services.access_log.size == size_before + 1  # refused reads release nothing and log nothing
+    assert services.access_log.size == size_before + 2  # refused reads release nothing and log nothing
 
 
 def test_the_owner_reads_in_clear_and_checks_the_commitment(client: TestClient, ledger_home: Ledger) -> None:
@@ -89,7 +107,11 @@ def test_the_owner_reads_in_clear_and_checks_the_commitment(client: TestClient, 
     assert body["masked_fields"] == []
     received = CanonicalRecord.model_validate(body["record"])
     assert received == record
-    verify_commitment(canonical_json(received), bytes.fromhex(body["anchor"]["salt"]), body["anchor"]["commitment"])
+    # The owner sees everything in clear: the opening reveals every field salt and masks nothing.
+    opening = CommitmentOpening.from_json(body["anchor"]["opening"])
+    assert opening.masked == {}
+    assert verify_opening(json.loads(canonical_json(received)), opening, body["anchor"]["commitment"])
+    assert RECORD_COMMITMENT.name == opening.scheme
     wait_until(lambda: read(client, ledger_home, POLICE, record.record_id, purpose="audit").json()["anchor"][  # type: ignore[attr-defined]
         "transaction"] is not None)  # fmt: skip
 
