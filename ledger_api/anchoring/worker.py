@@ -67,6 +67,10 @@ class AnchoringSettings:
     stuck_after_s: float = 20.0
     """A sent transaction not mined after this long is re-sent, then replaced with a higher fee."""
     poll_s: float = 0.05
+    idle_poll_s: float = 1.0
+    """Wait between steps while nothing is pending or in flight; a push wakes the worker at once
+    (:meth:`AnchoringWorker.wake`). Polling 20 times a second with nothing to do cost every read ~10 %
+    of a core's time on a 2-core gateway."""
     backoff_max_s: float = 5.0
     gap_grace_s: float = 1.0
     """How long a nonce gap below a signer's queued transactions must last before it is filled."""
@@ -100,6 +104,8 @@ class AnchoringWorker:
         self._gap_since: dict[str, datetime] = {}
         self._rebroadcast_at: dict[int, datetime] = {}
         self._resend: set[int] = set()  # signed batches to send again at once (the node may have lost them)
+        self._wake = threading.Event()
+        self._idle = False  # the last step found nothing pending and nothing in flight
         self.errors = 0
         """Failed steps since the worker was made (chain outages included)."""
         self.last_error: str | None = None
@@ -117,8 +123,15 @@ class AnchoringWorker:
                 raise
             if self._backoff_s:
                 stop.wait(self._backoff_s)
+            elif not busy and self._idle:
+                self._wake.wait(self._settings.idle_poll_s)  # a push or a stop sets it
+                self._wake.clear()
             elif not busy:
                 stop.wait(self._settings.poll_s)
+
+    def wake(self) -> None:
+        """New versions are pending (or the worker should stop): take the next step now."""
+        self._wake.set()
 
     def run_once(self) -> bool:
         """One step with the loop's error handling: True when something moved.
@@ -152,6 +165,7 @@ class AnchoringWorker:
     def step(self) -> bool:
         """One pass over every signer; True when something moved. Raises on any failure."""
         busy = False
+        self._idle = True  # until an owner shows pending versions or batches in flight
         self._check_head()
         for owner, writer in self._writers.items():
             busy |= self._confirm(owner, writer)
@@ -167,6 +181,8 @@ class AnchoringWorker:
             in_flight = session.scalar(
                 select(func.count()).where(col(AnchorBatch.owner_org) == owner, col(AnchorBatch.state) != "anchored")
             )
+            if in_flight:
+                self._idle = False
             if in_flight and in_flight >= settings.max_in_flight:
                 return False
             pending = session.execute(
@@ -186,6 +202,7 @@ class AnchoringWorker:
             ).all()
             if not pending:
                 return False
+            self._idle = False
             oldest = pending[0].received_at
             if len(pending) < settings.batch_max and self._clock() - oldest < timedelta(seconds=settings.max_wait_s):
                 return False

@@ -105,7 +105,7 @@ class GatewayServices:
             blobs=blobs,
             keystore=keystore,
             signers=signers,
-            ingest=IngestService(engine=engine, blobs=blobs, keystore=keystore),
+            ingest=IngestService(engine=engine, blobs=blobs, keystore=keystore, on_stored=worker.wake),
             rpc=rpc,
             deployment=deployment,
             worker=worker,
@@ -145,6 +145,7 @@ class GatewayServices:
     def stop(self) -> None:
         """Stop the background work; the services stay usable."""
         self._stop.set()
+        self.worker.wake()  # out of its idle wait
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

@@ -103,7 +103,10 @@ class IngestService:
         blobs: BlobStore,
         keystore: OrgKeystore,
         clock: Callable[[], datetime] = _utcnow,
+        on_stored: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_stored = on_stored
+        """Called once new versions are committed (the gateway wakes its anchoring worker with it)."""
         self._engine = engine
         self._blobs = blobs
         self._keystore = keystore
@@ -252,6 +255,7 @@ class IngestService:
                 if fresh:
                     connection.execute(insert(SubjectLink), fresh)
             session.commit()
+        self._on_stored()
         return outcomes
 
     @staticmethod
