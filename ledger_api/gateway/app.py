@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from adapters.canonical import CanonicalRecord
 from ledger_api import __version__
+from ledger_api.gateway.apikeys import RecentKeys
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
 from ledger_api.gateway.routers import (
@@ -53,6 +54,7 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.recent_keys = RecentKeys(ttl_s=services.settings.api_key_cache_s)
     install_problem_handlers(app)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(identity.router, prefix=API_PREFIX)

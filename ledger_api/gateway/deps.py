@@ -9,8 +9,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from ledger_api.gateway.apikeys import organisation_for_token
+from ledger_api.gateway.apikeys import RecentKeys, organisation_for_token
 from ledger_api.gateway.problems import Unauthenticated
 from ledger_api.gateway.services import GatewayServices
 
@@ -26,22 +27,33 @@ async def get_services(request: Request) -> GatewayServices:
 Services = Annotated[GatewayServices, Depends(get_services)]
 
 
-def current_org(
+async def current_org(
     request: Request,
     services: Services,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """Every request is tied to exactly one registered organisation by its API key."""
+    """Every request is tied to exactly one registered organisation by its API key.
+
+    async, with the lookup in a worker thread only when the key is not among the recently seen ones
+    (:class:`~ledger_api.gateway.apikeys.RecentKeys`)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
-    org_id = organisation_for_token(services.engine, credentials.credentials)
+    token = credentials.credentials
+    recent: RecentKeys = request.app.state.recent_keys
+    org_id = recent.get(token)
     if org_id is None:
-        raise Unauthenticated("the API key is unknown or revoked")
+        org_id = await run_in_threadpool(organisation_for_token, services.engine, token)
+        if org_id is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        recent.put(token, org_id)
     reject_unknown_query_parameters(request)  # after authentication: an anonymous caller learns nothing
     return org_id
 
 
 CurrentOrg = Annotated[str, Depends(current_org)]
+
+
+_KNOWN_QUERY: dict[int, frozenset[str]] = {}
 
 
 def _query_names(dependant: Dependant) -> frozenset[str]:
@@ -58,7 +70,10 @@ def reject_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    known = _KNOWN_QUERY.get(id(route))  # routes live as long as the app; APIRoute is not hashable
+    if known is None:
+        known = _KNOWN_QUERY[id(route)] = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise RequestValidationError(
             [{"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"} for name in unknown]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -186,7 +187,15 @@ def test_a_revoked_key_stops_working(client: TestClient, ledger_home: Ledger) ->
     headers = {"Authorization": f"Bearer {issued.token}"}
     assert client.get("/v1/me", headers=headers).json() == {"org_id": POLICE}
     revoke_key(services.engine, key_id=issued.key_id)
-    assert client.get("/v1/me", headers=headers).status_code == 401
+    # Keys found valid are trusted for `api_key_cache_s` (1 s) without a database lookup: no longer.
+    revoked_at = time.monotonic()
+    while client.get("/v1/me", headers=headers).status_code != 401:
+        assert time.monotonic() - revoked_at < services.settings.api_key_cache_s + 0.5, "still accepted"
+        time.sleep(0.05)
+    # An unknown or revoked key is never remembered: a fresh key works at once, a wrong one never does.
+    fresh = issue_key(services.engine, org_id=POLICE)
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {fresh.token}"}).status_code == 200
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {fresh.token}x"}).status_code == 401
 
 
 def test_body_over_the_size_limit_is_refused_with_413(client: TestClient, ledger_home: Ledger) -> None:
