@@ -35,6 +35,7 @@ from ledger_api.records.masking import MASKABLE
 
 __all__ = [
     "COMMITMENT_SCHEME",
+    "LEGACY_SCHEME",
     "RECORD_COMMITMENT",
     "CommitmentError",
     "CommitmentOpening",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 COMMITMENT_SCHEME = "ledger/commitment/v2"
+LEGACY_SCHEME = "ledger/commitment/v1"
+"""Records sealed before the redactable scheme: ``SHA-256(v1 tag || salt || plaintext)``. Their opening
+can carry the salt only when nothing is masked (``crypto.envelope.compute_commitment``)."""
 _COMMITMENT_DOMAIN = COMMITMENT_SCHEME.encode()
 _FIELD_DOMAIN = b"ledger/field/v1"
 _FIELD_KEY_LABEL = b"ledger/field-key/v1"
@@ -180,9 +184,23 @@ def open_commitment(
     return CommitmentOpening(scheme=COMMITMENT_SCHEME, salt=salt.hex(), revealed=revealed, masked=masked)
 
 
+def legacy_opening(*, salt: bytes, masked: bool) -> CommitmentOpening:
+    """The opening of a record sealed under :data:`LEGACY_SCHEME`: its salt, only if nothing was masked."""
+    return CommitmentOpening(scheme=LEGACY_SCHEME, salt="" if masked else salt.hex(), revealed={}, masked={})
+
+
 def verify_opening(received: Mapping[str, Any], opening: CommitmentOpening, commitment: str) -> bool:
     """Whether ``received`` (as the reader got it, masked values included) with ``opening`` opens the
     anchored ``commitment``. Every maskable value must be covered by the opening exactly once."""
+    if opening.scheme == LEGACY_SCHEME:
+        if opening.masked or not opening.salt:
+            return False  # a masked copy cannot open a whole-plaintext commitment
+        try:
+            salt = bytes.fromhex(opening.salt)
+        except ValueError:
+            return False
+        digest = hashlib.sha256(LEGACY_SCHEME.encode() + salt + _canonical(received)).hexdigest()
+        return hmac.compare_digest(digest, commitment.lower())
     if opening.scheme != COMMITMENT_SCHEME:
         return False
     try:

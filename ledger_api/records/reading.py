@@ -25,11 +25,24 @@ from sqlalchemy.engine import Engine
 from ledger_api.accesslog import AccessLog, Entry
 from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose
 from ledger_api.chain.follower import ChainFollower
-from ledger_api.crypto.envelope import OpenedRecord, open_record, open_record_with_data_key
+from ledger_api.crypto.envelope import (
+    PLAINTEXT_COMMITMENT,
+    CommitmentScheme,
+    OpenedRecord,
+    open_record,
+    open_record_with_data_key,
+)
+from ledger_api.crypto.errors import CommitmentMismatchError
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.commitment import RECORD_COMMITMENT, CommitmentOpening, open_commitment
+from ledger_api.records.commitment import (
+    LEGACY_SCHEME,
+    RECORD_COMMITMENT,
+    CommitmentOpening,
+    legacy_opening,
+    open_commitment,
+)
 from ledger_api.records.headcheck import CoalescedHeadCheck
 from ledger_api.records.keycache import DataKeyCache
 from ledger_api.records.masking import mask_record
@@ -205,10 +218,14 @@ class ReadService:
             self._keys.forget(row.record_id)
             raise RecordErased(f"record {record_id} version {row.version} was erased at {row.shredded_at.isoformat()}")
 
-        opened = self._open(row)
+        opened, legacy = self._open(row)
         original = json.loads(opened.plaintext)
         record, masked = mask_record(original, masked_for)
-        opening = open_commitment(original, salt=opened.salt, data_key=opened.data_key, masked_paths=masked)
+        opening = (
+            open_commitment(original, salt=opened.salt, data_key=opened.data_key, masked_paths=masked)
+            if legacy is None
+            else legacy_opening(salt=opened.salt, masked=bool(masked))
+        )
         request = request_id or uuid.uuid4().hex
         # The release point: the entry is durable (and so will be anchored) before anything leaves.
         appended = self._log.append(
@@ -230,7 +247,15 @@ class ReadService:
             transaction=row.batch_tx if anchored else None,
         )  # fmt: skip
 
-    def _open(self, row: _IndexedVersion) -> OpenedRecord:
+    def _open(self, row: _IndexedVersion) -> tuple[OpenedRecord, str | None]:
+        """The opened record, and the legacy scheme's name when it was sealed before the redactable one."""
+        try:
+            return self._open_with(row, RECORD_COMMITMENT), None
+        except CommitmentMismatchError:
+            # Sealed under the whole-plaintext commitment (state written before the redactable scheme).
+            return self._open_with(row, PLAINTEXT_COMMITMENT), LEGACY_SCHEME
+
+    def _open_with(self, row: _IndexedVersion, scheme: CommitmentScheme) -> OpenedRecord:
         """Open the anchored blob, with the data key cached from an earlier read when there is one (no
         HPKE unwrap); the blob's hash, AES-GCM tag and commitment are checked either way."""
         blob = self._blobs.get(row.blob_key)
@@ -238,12 +263,12 @@ class ReadService:
         if cached is not None:
             return open_record_with_data_key(
                 blob, data_key=cached, org_id=row.owner_org, key_index=row.key_index,
-                expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=RECORD_COMMITMENT,
+                expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=scheme,
             )  # fmt: skip
         opened = open_record(
             blob, org_id=row.owner_org, key_index=row.key_index,
             private_key=self._keystore.private_key(row.owner_org, row.key_index),
-            expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=RECORD_COMMITMENT,
+            expected_hash=row.blob_key, expected_commitment=row.commitment, commitment_scheme=scheme,
         )  # fmt: skip
         self._keys.put(record_id=row.record_id, version=row.version, blob_key=row.blob_key, data_key=opened.data_key)
         return opened

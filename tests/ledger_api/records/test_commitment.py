@@ -90,3 +90,20 @@ def test_the_commitment_depends_on_salt_and_data_key_and_is_the_envelope_scheme(
     assert RedactableCommitment().commit(plaintext=plaintext, salt=SALT, data_key=DATA_KEY) == COMMITMENT
     assert commitment_of(RECORD, salt=os.urandom(32), data_key=DATA_KEY) != COMMITMENT
     assert commitment_of(RECORD, salt=SALT, data_key=os.urandom(32)) != COMMITMENT
+
+
+def test_a_record_sealed_under_the_legacy_scheme_opens_only_when_nothing_is_masked() -> None:
+    import json
+
+    from ledger_api.crypto.envelope import compute_commitment
+    from ledger_api.records.commitment import legacy_opening
+
+    plaintext = json.dumps(RECORD, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    anchored = compute_commitment(plaintext, SALT)
+    assert verify_opening(copy.deepcopy(RECORD), legacy_opening(salt=SALT, masked=False), anchored)
+    received, masked = mask_record(copy.deepcopy(RECORD), Purpose.ELDERLY_CARE)
+    assert masked
+    assert not verify_opening(received, legacy_opening(salt=SALT, masked=True), anchored)
+    changed = copy.deepcopy(RECORD)
+    changed["attributes"]["count"] = 3
+    assert not verify_opening(changed, legacy_opening(salt=SALT, masked=False), anchored)
