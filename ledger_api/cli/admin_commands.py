@@ -178,7 +178,11 @@ def run_org_list(args: argparse.Namespace) -> int:
 
 def run_grant(args: argparse.Namespace) -> int:
     ctx = CliContext.from_args(args)
-    valid_from = parse_timestamp(args.valid_from) if args.valid_from else int(time.time())
+    # "Now" as the contract will judge it: the newest block's time when that is behind this machine's
+    # clock (an idle automining devnet), so a grant made now is valid at once, in the next block too.
+    valid_from = (
+        parse_timestamp(args.valid_from) if args.valid_from else min(int(time.time()), ctx.chain.latest_timestamp())
+    )
     if args.valid_until and args.days:
         raise ConfigurationError("give --until or --days, not both")
     if args.valid_until:
