@@ -116,7 +116,9 @@ class Devnet:
         if self._block_time_s:
             cmd += ["--block-time", str(self._block_time_s)]
         if self._prune_history:
-            cmd += ["--prune-history"]
+            # Keep the newest states: with none kept, a call anvil resolved to "latest" just before another
+            # transaction was mined fails with BlockOutOfRangeError (seen under parallel load).
+            cmd += ["--prune-history", str(PRUNED_STATES_KEPT)]
         return cmd + list(self._extra_args)
 
     def up(self, *, timeout_s: float = 30.0) -> DevnetStatus:
@@ -236,6 +238,10 @@ def _ephemeral_low() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default (IANA's dynamic range starts at 49152)
+
+
+#: In-memory states a pruned devnet keeps (bounded memory for long runs and benchmarks).
+PRUNED_STATES_KEPT = 64
 
 
 def free_port() -> int:
