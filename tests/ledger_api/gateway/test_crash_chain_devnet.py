@@ -70,15 +70,15 @@ def provisioned_chain(home: Path, *, block_time_s: float | None = None) -> tuple
     """
     chain = Devnet(home=home / "anvil", port=None, persist=True)
     chain.up()
-    port = chain.port
     try:
         settings = make_settings(home / "ledger", chain.rpc_url)
         provisioned = provision(settings=settings, transactor=Transactor(w3=Web3(Web3.HTTPProvider(chain.rpc_url))))
     finally:
         chain.down()
-    chain = Devnet(home=home / "anvil", port=port, persist=True, block_time_s=block_time_s)
+    # A port of its own again (nothing has the first one's URL yet): a parallel worker may have taken it.
+    chain = Devnet(home=home / "anvil", port=None, persist=True, block_time_s=block_time_s)
     chain.up()
-    return chain, settings, provisioned
+    return chain, make_settings(home / "ledger", chain.rpc_url), provisioned
 
 
 def head(chain: Devnet) -> int | None:
