@@ -3,10 +3,11 @@ every kind of discrepancy a bundle can hold rejected for its reason, and 1,000 r
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -487,63 +488,50 @@ def workbench(
     )
 
 
-def _flip(path: Path, rng: random.Random) -> bytes:
-    original = path.read_bytes()
-    data = bytearray(original)
+def _flip(path: Path, rng: random.Random) -> None:
+    data = bytearray(path.read_bytes())
     data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
     path.write_bytes(bytes(data))
-    return original
+
+
+@contextlib.contextmanager
+def _restored(*paths: Path) -> Iterator[None]:
+    """Put the files' bytes back however the tamper inside went (a deleted file comes back too)."""
+    originals = {path: path.read_bytes() for path in paths}
+    try:
+        yield
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
 
 
 def tamper_storage(bench: Workbench, rng: random.Random, what: str) -> tuple[AuditResult, DiscrepancyKind, str]:
     store = bench.store
-    if what == "flip-blob":
-        key = rng.choice(bench.record_keys)
-        path = store.path_for(key)
-        original = _flip(path, rng)
-        try:
-            return bench.storage_result(), K.BLOB_HASH_MISMATCH, key
-        finally:
-            path.write_bytes(original)
+    if what in ("flip-blob", "flip-segment"):
+        key = rng.choice(bench.record_keys if what == "flip-blob" else bench.segment_keys)
+        with _restored(store.path_for(key)):
+            _flip(store.path_for(key), rng)
+            return bench.storage_result(), K.BLOB_HASH_MISMATCH if what == "flip-blob" else K.LOG_SEGMENT_INVALID, key
     if what == "delete-blob":
         key = rng.choice(bench.record_keys)
-        path = store.path_for(key)
-        original = path.read_bytes()
-        path.unlink()
-        try:
+        with _restored(store.path_for(key)):
+            store.path_for(key).unlink()
             # Named by the record version whose anchored blob is gone (for an erased version, the
             # deleted blob was its shredded form: the anchored one is gone by design).
             return bench.storage_result(), K.BLOB_MISSING, f"record {bench.record_of[key][:12]}"
-        finally:
-            path.write_bytes(original)
     if what == "swap-blobs":
         first, second = rng.sample(bench.record_keys, 2)
         a, b = store.path_for(first), store.path_for(second)
-        data_a, data_b = a.read_bytes(), b.read_bytes()
-        a.write_bytes(data_b)
-        b.write_bytes(data_a)
-        try:
+        with _restored(a, b):
+            data_a = a.read_bytes()
+            a.write_bytes(b.read_bytes())
+            b.write_bytes(data_a)
             return bench.storage_result(), K.BLOB_HASH_MISMATCH, first
-        finally:
-            a.write_bytes(data_a)
-            b.write_bytes(data_b)
-    if what == "flip-segment":
-        key = rng.choice(bench.segment_keys)
-        path = store.path_for(key)
-        original = _flip(path, rng)
-        try:
-            return bench.storage_result(), K.LOG_SEGMENT_INVALID, key
-        finally:
-            path.write_bytes(original)
     if what == "delete-manifest":
         key = rng.choice(bench.manifest_keys)
-        path = store.path_for(key)
-        original = path.read_bytes()
-        path.unlink()
-        try:
+        with _restored(store.path_for(key)):
+            store.path_for(key).unlink()
             return bench.storage_result(), K.MANIFEST_MISSING, key
-        finally:
-            path.write_bytes(original)
     raise AssertionError(what)
 
 
