@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 
+# Re-exported: the access vocabulary lives with the access rule, free of the chain (ledger_api.access).
+from ledger_api.access.decision import AccessDecision as AccessDecision
+from ledger_api.access.decision import Purpose as Purpose
+
 
 class OrganisationKind(enum.IntEnum):
     """Mirrors ``IOrganisationRegistry.OrganisationKind``."""
@@ -28,53 +32,6 @@ class OrganisationKind(enum.IntEnum):
     @classmethod
     def names(cls) -> list[str]:
         return [k.name.lower() for k in cls if k is not cls.NONE]
-
-
-class Purpose(enum.IntEnum):
-    """Mirrors ``IGrantRegistry.Purpose``: the fixed vocabulary of reasons to read."""
-
-    NONE = 0
-    EMERGENCY_RESPONSE = 1
-    INVESTIGATION = 2
-    FIRE_SAFETY = 3
-    ELDERLY_CARE = 4
-    COMMUNITY_GOVERNANCE = 5
-    PROPERTY_MANAGEMENT = 6
-    AUDIT = 7
-
-    @classmethod
-    def parse(cls, text: str) -> Purpose:
-        try:
-            purpose = cls[text.strip().upper().replace("-", "_").replace(" ", "_")]
-        except KeyError:
-            raise ValueError(f"unknown purpose {text!r}; expected one of {cls.names()}") from None
-        if purpose is cls.NONE:
-            raise ValueError("purpose must not be 'none'")
-        return purpose
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [p.name.lower() for p in cls if p is not cls.NONE]
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-class AccessDecision(enum.IntEnum):
-    """Mirrors ``IGrantRegistry.AccessDecision``."""
-
-    ALLOWED = 0
-    UNKNOWN_GRANT = 1
-    WRONG_GRANTEE = 2
-    WRONG_OWNER = 3
-    WRONG_PURPOSE = 4
-    NOT_YET_VALID = 5
-    EXPIRED = 6
-    REVOKED = 7
-    OUT_OF_SCOPE = 8
-    OWNER_SUSPENDED = 9
-    GRANTEE_SUSPENDED = 10
 
 
 def code_to_bytes32(code: str) -> bytes:

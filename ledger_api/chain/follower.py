@@ -35,8 +35,18 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from ledger_api.access.decision import (
+    AccessDecision,
+    AccessRequest,
+    GrantTerms,
+    Moment,
+    Purpose,
+    active_at,
+    decide,
+    record_key,
+)
 from ledger_api.chain.deploy import Deployment
-from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose, bytes32_to_code
+from ledger_api.chain.encoding import OrganisationKind, bytes32_to_code
 from ledger_api.chain.errors import ChainUnavailable
 from ledger_api.chain.events import DecodedEvent, EventDecoder
 from ledger_api.chain.models import Grant, GrantSpec, Organisation
@@ -109,16 +119,10 @@ class OrganisationView:
 
 @dataclass(slots=True)
 class _GrantEntry:
-    """A grant with its scope prepared for the access check (sets, or None for "any")."""
+    """A grant, and its terms as the access rule takes them (codes keyed as :func:`_key` has them)."""
 
     grant: Grant
-    owner: str
-    grantee: str
-    purpose: int
-    record_id: str | None
-    """Lower-case hex without 0x, or None when the grant is not narrowed to one record."""
-    record_types: frozenset[str] | None
-    communities: frozenset[str] | None
+    terms: GrantTerms
 
 
 @dataclass(slots=True)
@@ -135,6 +139,8 @@ class _State:
     """Lower-case signer address → organisation id."""
     suspensions: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
     """Organisation id → (block, suspended after that block) from registration on, in chain order."""
+    suspended: set[str] = field(default_factory=set)
+    """Organisations registered and suspended now (the registry's ``isSuspended``)."""
     events_applied: int = 0
 
 
@@ -391,7 +397,8 @@ class ChainFollower:
         purpose: Purpose | int,
         now: int | None = None,
     ) -> AccessDecision:
-        """``GrantRegistry.accessDecision`` evaluated in memory at the processed head, same order of checks.
+        """``GrantRegistry.accessDecision`` evaluated in memory at the processed head, same order of checks
+        (:func:`~ledger_api.access.decision.decide`).
 
         Organisation ids, record types and community codes are the short codes the contracts store in
         bytes32; ``record_id`` is 32 bytes or 64 hex digits. With ``now`` (the gateway passes the wall
@@ -401,59 +408,23 @@ class ChainFollower:
         since it expired, and a grant is never allowed where the contract at the head would refuse it:
         stricter than the contract, never looser. Without ``now`` the result equals the contract's.
         """
+        request = AccessRequest(
+            grantee_org=grantee_org,
+            owner_org=owner_org,
+            record_id=record_key(record_id),
+            record_type=record_type,
+            community_code=community_code,
+            purpose=purpose,
+        )
         with self._lock:
             state = self._state
             entry = state.grants.get(grant_id)
-            if entry is None:
-                return AccessDecision.UNKNOWN_GRANT
-            t_chain = state.head_timestamp
-            return _decide(
-                state,
-                entry,
-                grantee_org=grantee_org,
-                owner_org=owner_org,
-                record_id=record_id,
-                record_type=record_type,
-                community_code=community_code,
-                purpose=purpose,
-                at_block=None,
-                t_low=t_chain if now is None else min(t_chain, now),
-                t_high=t_chain if now is None else max(t_chain, now),
-            )
-
-    def access_decision_at(
-        self,
-        *,
-        block_number: int,
-        timestamp: int,
-        grant_id: int,
-        grantee_org: str,
-        owner_org: str,
-        record_id: str | bytes,
-        record_type: str,
-        community_code: str,
-        purpose: Purpose | int,
-    ) -> AccessDecision:
-        """What ``accessDecision`` answered in block ``block_number`` mined at ``timestamp``, from events
-        (no archive state): grants created later are unknown, revokes and suspensions count from the
-        block that made them. ``block_number`` must not be above :meth:`head`."""
-        with self._lock:
-            state = self._state
-            entry = state.grants.get(grant_id)
-            if entry is None or entry.grant.created_block > block_number:
-                return AccessDecision.UNKNOWN_GRANT
-            return _decide(
-                state,
-                entry,
-                grantee_org=grantee_org,
-                owner_org=owner_org,
-                record_id=record_id,
-                record_type=record_type,
-                community_code=community_code,
-                purpose=purpose,
-                at_block=block_number,
-                t_low=timestamp,
-                t_high=timestamp,
+            times = (state.head_timestamp,) if now is None else (state.head_timestamp, now)
+            return decide(
+                None if entry is None else entry.terms,
+                request,
+                moment=Moment.at(*times),
+                suspended=state.suspended,
             )
 
     def grant(self, grant_id: int) -> Grant | None:
@@ -504,10 +475,15 @@ class ChainFollower:
         with self._lock:
             return list(self._state.suspensions.get(org_id, ()))
 
+    def suspended_organisations(self) -> frozenset[str]:
+        """The organisations registered and suspended now (the registry's ``isSuspended``)."""
+        with self._lock:
+            return frozenset(self._state.suspended)
+
     def organisation_active_at(self, org_id: str, block_number: int) -> bool:
         """Was ``org_id`` registered and not suspended at the end of block ``block_number``?"""
         with self._lock:
-            return _active_at(self._state.suspensions.get(org_id), block_number)
+            return active_at(self._state.suspensions.get(org_id, ()), block_number)
 
 
 # --- applying events -------------------------------------------------------------------------------
@@ -553,15 +529,18 @@ def _on_grant_created(state: _State, event: DecodedEvent) -> None:
         created_block=event.block_number,
     )
     grantee = _key(a["granteeOrg"])
-    state.grants[grant_id] = _GrantEntry(
-        grant=grant,
-        owner=_key(a["ownerOrg"]),
-        grantee=grantee,
+    terms = GrantTerms(
+        owner_org=_key(a["ownerOrg"]),
+        grantee_org=grantee,
         purpose=int(a["purpose"]),
+        valid_from=spec.valid_from,
+        valid_until=spec.valid_until,
+        record_types=frozenset(_key(t) for t in a["recordTypes"]),
+        communities=frozenset(_key(c) for c in a["communities"]),
         record_id=spec.record_id,
-        record_types=frozenset(_key(t) for t in a["recordTypes"]) or None,
-        communities=frozenset(_key(c) for c in a["communities"]) or None,
+        created_block=event.block_number,
     )
+    state.grants[grant_id] = _GrantEntry(grant=grant, terms=terms)
     state.grants_by_grantee.setdefault(grantee, []).append(grant_id)
 
 
@@ -569,6 +548,7 @@ def _on_grant_revoked(state: _State, event: DecodedEvent) -> None:
     entry = state.grants.get(int(event.args["grantId"]))
     if entry is not None and not entry.grant.revoked:
         entry.grant = dataclasses.replace(entry.grant, revoked_block=event.block_number)
+        entry.terms = dataclasses.replace(entry.terms, revoked_block=event.block_number)
 
 
 def _on_registered(state: _State, event: DecodedEvent) -> None:
@@ -604,7 +584,12 @@ _Handler = Callable[[_State, DecodedEvent], None]
 def _on_suspension(suspended: bool) -> _Handler:
     def handler(state: _State, event: DecodedEvent) -> None:
         if _update(state, event, suspended=suspended) is not None:
-            state.suspensions[_key(event.args["orgId"])].append((event.block_number, suspended))
+            org_id = _key(event.args["orgId"])
+            state.suspensions[org_id].append((event.block_number, suspended))
+            if suspended:
+                state.suspended.add(org_id)
+            else:
+                state.suspended.discard(org_id)
 
     return handler
 
@@ -646,79 +631,6 @@ _HANDLERS: dict[str, _Handler] = {
     "OrganisationCommunitiesChanged": _on_communities_changed,
     "OrganisationKeyRotated": _on_key_rotated,
 }
-
-
-# --- the access check ------------------------------------------------------------------------------
-
-
-def _record_hex(record_id: str | bytes) -> str:
-    if isinstance(record_id, bytes | bytearray):
-        return bytes(record_id).hex()
-    text = record_id.lower()
-    return text[2:] if text.startswith("0x") else text
-
-
-def _active_at(history: list[tuple[int, bool]] | None, block_number: int) -> bool:
-    if not history or history[0][0] > block_number:
-        return False
-    suspended = False
-    for block, value in history:
-        if block > block_number:
-            break
-        suspended = value
-    return not suspended
-
-
-def _suspended(state: _State, org_id: str, at_block: int | None) -> bool:
-    """The contract's ``isSuspended`` (registered and suspended), now or at the end of ``at_block``."""
-    if at_block is None:
-        org = state.organisations.get(org_id)
-        return org is not None and org.suspended
-    history = state.suspensions.get(org_id)
-    if not history or history[0][0] > at_block:
-        return False
-    return not _active_at(history, at_block)
-
-
-def _decide(
-    state: _State,
-    entry: _GrantEntry,
-    *,
-    grantee_org: str,
-    owner_org: str,
-    record_id: str | bytes,
-    record_type: str,
-    community_code: str,
-    purpose: Purpose | int,
-    at_block: int | None,
-    t_low: int,
-    t_high: int,
-) -> AccessDecision:
-    """``GrantRegistry.accessDecision``, check for check, in the contract's order."""
-    grant = entry.grant
-    if entry.grantee != grantee_org:
-        return AccessDecision.WRONG_GRANTEE
-    if entry.owner != owner_org:
-        return AccessDecision.WRONG_OWNER
-    if entry.purpose != purpose:
-        return AccessDecision.WRONG_PURPOSE
-    if grant.revoked_block != 0 and (at_block is None or grant.revoked_block <= at_block):
-        return AccessDecision.REVOKED
-    if t_low < grant.spec.valid_from:
-        return AccessDecision.NOT_YET_VALID
-    if t_high >= grant.spec.valid_until:
-        return AccessDecision.EXPIRED
-    if entry.record_id is not None and entry.record_id != _record_hex(record_id):
-        return AccessDecision.OUT_OF_SCOPE
-    if entry.record_types is not None and record_type not in entry.record_types:
-        return AccessDecision.OUT_OF_SCOPE
-    if entry.communities is not None and community_code not in entry.communities:
-        return AccessDecision.OUT_OF_SCOPE
-    if _suspended(state, owner_org, at_block):
-        return AccessDecision.OWNER_SUSPENDED
-    if _suspended(state, grantee_org, at_block):
-        return AccessDecision.GRANTEE_SUSPENDED
-    return AccessDecision.ALLOWED
 
 
 __all__ = ["GRANT_EVENTS", "REGISTRY_EVENTS", "ChainFollower", "OrganisationView"]

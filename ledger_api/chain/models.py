@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger_api.access.decision import AccessDecision, GrantTerms, Moment, record_key, validity
 from ledger_api.chain.encoding import OrganisationKind, Purpose
 
 
@@ -60,12 +61,29 @@ class Grant:
     def revoked(self) -> bool:
         return self.revoked_block != 0
 
+    def terms(self) -> GrantTerms:
+        """The grant as the access rule (:mod:`ledger_api.access.decision`) takes it."""
+        spec = self.spec
+        return GrantTerms(
+            owner_org=spec.owner_org,
+            grantee_org=spec.grantee_org,
+            purpose=spec.purpose,
+            valid_from=spec.valid_from,
+            valid_until=spec.valid_until,
+            record_types=frozenset(spec.record_types),
+            communities=frozenset(spec.communities),
+            record_id=None if spec.record_id is None else record_key(spec.record_id),
+            created_block=self.created_block,
+            revoked_block=self.revoked_block,
+        )
+
     def is_valid_at(self, *, block_number: int, timestamp: int) -> bool:
         """Valid in block ``block_number`` mined at ``timestamp`` (the contract's own rule)."""
-        if block_number < self.created_block or (self.revoked and block_number >= self.revoked_block):
-            return False
-        return self.spec.valid_from <= timestamp < self.spec.valid_until
+        return validity(self.terms(), Moment.at(timestamp, block=block_number)) is AccessDecision.ALLOWED
 
     def is_active(self, *, now: int) -> bool:
         """Not revoked and not expired at ``now`` (it may still lie in the future)."""
-        return not self.revoked and now < self.spec.valid_until
+        return validity(self.terms(), Moment.at(now)) in _NOT_OVER
+
+
+_NOT_OVER = frozenset({AccessDecision.ALLOWED, AccessDecision.NOT_YET_VALID})

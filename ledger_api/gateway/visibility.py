@@ -9,6 +9,7 @@ from sqlalchemy import false, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import and_, col
 
+from ledger_api.access.decision import AccessDecision, Moment, standing
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.index.models import RecordVersion
 
@@ -16,11 +17,13 @@ from ledger_api.index.models import RecordVersion
 def visible_records_filter(org_id: str, follower: ChainFollower | None = None) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = [col(RecordVersion.owner_org) == org_id]
     if follower is not None and follower.is_active(org_id):
-        now = int(time.time())
+        moment = Moment.at(int(time.time()))
+        suspended = follower.suspended_organisations()
         for grant in follower.grants_for(org_id):
-            spec = grant.spec
-            if not grant.is_active(now=now) or now < spec.valid_from or not follower.is_active(spec.owner_org):
+            if standing(grant.terms(), moment=moment, suspended=suspended) is not AccessDecision.ALLOWED:
                 continue
+            # The scope, as a query: the rule's scope_miss (ledger_api.access.decision) in SQL.
+            spec = grant.spec
             scope: list[ColumnElement[bool]] = [col(RecordVersion.owner_org) == spec.owner_org]
             if spec.record_types:
                 scope.append(col(RecordVersion.record_type).in_(spec.record_types))

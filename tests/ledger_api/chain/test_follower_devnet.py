@@ -21,6 +21,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from ledger_api.access.decision import AccessRequest, Moment, record_key
+from ledger_api.access.decision import decide as access_rule
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment, deploy_contracts
 from ledger_api.chain.devnet import Devnet, dev_account
@@ -208,6 +210,22 @@ def ledger(node: Devnet) -> Iterator[Ledger]:
 
 def decide(follower: ChainFollower, query: Query, now: int | None = None) -> AccessDecision:
     return follower.access_decision(**query.kwargs(), now=now)
+
+
+def decide_at(follower: ChainFollower, query: Query, *, block: int, timestamp: int) -> AccessDecision:
+    """The access rule in block ``block`` mined at ``timestamp``, over the follower's history."""
+    grant = follower.grant(query.grant_id)
+    request = AccessRequest(
+        grantee_org=query.grantee_org,
+        owner_org=query.owner_org,
+        record_id=record_key(query.record_id),
+        record_type=query.record_type,
+        community_code=query.community_code,
+        purpose=query.purpose,
+    )
+    suspended = {o for o in (query.owner_org, query.grantee_org) if not follower.organisation_active_at(o, block)}
+    terms = None if grant is None else grant.terms()
+    return access_rule(terms, request, moment=Moment.at(timestamp, block=block), suspended=suspended)
 
 
 # --- the follower agrees with the contract ------------------------------------------------------------
@@ -419,9 +437,10 @@ def test_grant_history_from_events_matches_the_contract(ledger: Ledger) -> None:
         assert valid is (created_at <= block < revoked_at), block
         assert not follower.grant_valid_at(grant_id, block_number=block, timestamp=now + 2 * DAY)
         assert not follower.grant_valid_at(grant_id, block_number=block, timestamp=now - 61)
-        # The historical decision, from events only, is what the contract said in that block (this
-        # anvil keeps archive state, which the follower never needs).
-        at = follower.access_decision_at(block_number=block, timestamp=timestamp, **Query(grant_id).kwargs())
+        # The historical decision, from events only (the follower's grant and suspension history fed to the
+        # access rule, as the auditor does), is what the contract said in that block (this anvil keeps
+        # archive state, which the follower never needs).
+        at = decide_at(follower, Query(grant_id), block=block, timestamp=timestamp)
         assert at == ledger.contract_decision(Query(grant_id), block=block), block
         active = follower.organisation_active_at(GRANTEE, block)
         assert active is not (suspended_at <= block < reinstated_at), block
