@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ledger_api.access.decision import active_at
 from ledger_api.audit.model import GrantFact
 
 __all__ = [
@@ -33,14 +34,7 @@ class OrganisationHistory:
 
     def active_at(self, block: int) -> bool:
         """Registered and not suspended at the end of ``block`` (the registry's rule)."""
-        if block < self.registered_block:
-            return False
-        suspended = False
-        for at, value in self.suspensions:
-            if at > block:
-                break
-            suspended = value
-        return not suspended
+        return block >= self.registered_block and active_at(((self.registered_block, False), *self.suspensions), block)
 
     @property
     def suspended_now(self) -> bool:

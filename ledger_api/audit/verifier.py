@@ -38,18 +38,37 @@ transient state from a planted blob or a forged read.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ledger_api.access.decision import (
+    AccessDecision,
+    AccessRequest,
+    GrantTerms,
+    Moment,
+    Purpose,
+    ScopeMiss,
+    decide,
+    record_key,
+    scope_miss,
+)
 from ledger_api.accesslog.entry import ENTRY_FORMAT, Entry
 from ledger_api.accesslog.errors import InvalidEntry
-from ledger_api.audit.evidence import ChainFacts, Evidence, HeadReceipt, OrganisationHistory
+from ledger_api.audit.evidence import (
+    AnchorReceipt,
+    BlobObservation,
+    ChainFacts,
+    Evidence,
+    HeadReceipt,
+    OrganisationHistory,
+)
 from ledger_api.audit.model import (
     AuditResult,
     Discrepancy,
@@ -61,12 +80,11 @@ from ledger_api.audit.model import (
     VerifiedRecord,
 )
 from ledger_api.merkle import (
-    EMPTY_ROOT,
     ConsistencyProofError,
     InclusionProofError,
     MerkleTree,
     leaf_hash,
-    node_hash,
+    root_and_inclusion_proofs,
     verify_consistency,
     verify_inclusion,
 )
@@ -158,114 +176,167 @@ def verify(
 # --- records ---------------------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True)
+class _Anchored:
+    """What the records pass has seen so far, in chain order."""
+
+    records: dict[tuple[str, int], VerifiedRecord] = field(default_factory=dict)
+    hashes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Ciphertext hash -> the record version it anchors."""
+    highest: dict[str, int] = field(default_factory=dict)
+    """Record id -> the highest version anchored."""
+    unlisted: set[str] = field(default_factory=set)
+    """Owners with an anchored batch whose manifest is unusable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Batch:
+    """An anchored batch whose manifest rebuilds the anchored root, with every leaf's inclusion proof."""
+
+    receipt: AnchorReceipt
+    manifest: BatchManifest
+    hashes: list[bytes]
+    proofs: list[list[bytes]]
+    where: str
+    anchored_at: datetime | None
+
+
 def _verify_records(evidence: Evidence, out: _Found) -> tuple[dict[tuple[str, int], VerifiedRecord], set[str]]:
     """The anchored record versions, and the owners with an anchored batch whose manifest is unusable."""
     chain, storage = evidence.chain, evidence.storage
-    unlisted: set[str] = set()
     blobs = {o.key: o for o in storage.blobs}
     shredded = {(o.record_id, o.version, o.owner_org) for o in storage.blobs if o.kind == "shredded"}
-    records: dict[tuple[str, int], VerifiedRecord] = {}
-    anchored_hashes: dict[str, tuple[str, int]] = {}  # ciphertext hash -> the record version it anchors
-    highest: dict[str, int] = {}
+    seen = _Anchored()
     for receipt in sorted(chain.receipts, key=lambda r: (r.block_number, r.log_index)):
-        where = f"block {receipt.block_number} tx {receipt.transaction}"
-        batch = f"batch {_short(receipt.root)} (sequence {receipt.sequence}, {receipt.owner_org})"
-        data = storage.manifests.get(receipt.manifest_hash)
-        if data is None:
-            out.add(K.MANIFEST_MISSING, batch, f"manifest {receipt.manifest_hash} is not in storage", where)
-            unlisted.add(receipt.owner_org)
+        batch = _anchored_batch(receipt, evidence, out)
+        if batch is None:
+            seen.unlisted.add(receipt.owner_org)
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != receipt.manifest_hash:
-            out.add(
-                K.MANIFEST_MISMATCH, batch, f"manifest bytes hash to {digest}, anchored {receipt.manifest_hash}", where
-            )
-            unlisted.add(receipt.owner_org)
-            continue
-        try:
-            manifest = BatchManifest.from_bytes(data)
-        except ValueError as exc:
-            out.add(K.MANIFEST_MISMATCH, batch, f"manifest unreadable: {exc}", where)
-            unlisted.add(receipt.owner_org)
-            continue
-        hashes = [leaf.leaf_hash() for leaf in manifest.leaves]
-        rebuilt, paths = _root_and_paths(hashes)
-        if manifest.owner_org != receipt.owner_org or len(hashes) != receipt.size or rebuilt.hex() != receipt.root:
-            out.add(
-                K.MANIFEST_MISMATCH,
-                batch,
-                f"manifest ({manifest.owner_org}, {len(hashes)} leaves, root {rebuilt.hex()}) does not rebuild "
-                f"the anchored batch ({receipt.owner_org}, {receipt.size} leaves, root {receipt.root})",
-                where,
-            )
-            unlisted.add(receipt.owner_org)
-            continue
-        root = bytes.fromhex(receipt.root)
-        anchored_at = _time(chain, receipt.block_number)
-        for index, leaf in enumerate(manifest.leaves):
-            try:
-                verify_inclusion(hashes[index], index, len(hashes), paths[index], root)
-            except InclusionProofError as exc:  # pragma: no cover - implied by the rebuilt root
-                out.add(K.INCLUSION_PROOF_INVALID, _name(leaf), f"inclusion proof fails: {exc}", _at(where, index))
-            version_key = (leaf.record_id, leaf.version)
-            earlier = records.get(version_key)
-            if earlier is not None:
-                out.add(
-                    K.VERSION_REPLAYED,
-                    _name(leaf),
-                    f"anchored again (first in block {earlier.block_number} tx {earlier.transaction})",
-                    _at(where, index),
-                )
+        for index, leaf in enumerate(batch.manifest.leaves):
+            where = _at(batch.where, index)
+            _check_inclusion(batch, index, out)
+            if _replayed(seen, leaf, where, out):
                 continue
-            if leaf.ciphertext_hash in anchored_hashes:
-                first_id, first_version = anchored_hashes[leaf.ciphertext_hash]
-                out.add(
-                    K.VERSION_REPLAYED,
-                    _name(leaf),
-                    f"its ciphertext {_short(leaf.ciphertext_hash)} was already anchored as "
-                    f"record {_short(first_id)} v{first_version}",
-                    _at(where, index),
-                )
-            if highest.get(leaf.record_id, 0) > leaf.version:
-                out.add(
-                    K.VERSION_REPLAYED,
-                    _name(leaf),
-                    f"anchored after version {highest[leaf.record_id]} of the same record",
-                    _at(where, index),
-                )
-            highest[leaf.record_id] = max(highest.get(leaf.record_id, 0), leaf.version)
-            anchored_hashes[leaf.ciphertext_hash] = version_key
-            meta = manifest.metadata_at(index)
             blob = blobs.get(leaf.ciphertext_hash)
             erased = blob is None and (leaf.record_id, leaf.version, leaf.owner_org) in shredded
-            if blob is None:
-                if not erased:
-                    out.add(
-                        K.BLOB_MISSING, _name(leaf), f"blob {leaf.ciphertext_hash} is not in storage", _at(where, index)
-                    )
-            elif blob.sha256 != leaf.ciphertext_hash:
-                out.add(
-                    K.BLOB_HASH_MISMATCH,
-                    _name(leaf),
-                    f"blob {leaf.ciphertext_hash} holds bytes hashing to {blob.sha256}",
-                    f"storage key {blob.key}; anchor {_at(where, index)}",
-                )
-            records[version_key] = VerifiedRecord(
-                record_id=leaf.record_id,
-                version=leaf.version,
-                owner_org=leaf.owner_org,
-                record_type=meta.record_type,
-                community_code=meta.community_code,
-                ciphertext_hash=leaf.ciphertext_hash,
-                batch_root=receipt.root,
-                leaf_index=index,
-                block_number=receipt.block_number,
-                transaction=receipt.transaction,
-                anchored_at=anchored_at,
-                subjects=meta.subjects,
-                erased=erased,
-            )
-    for blob in storage.blobs:
+            _check_blob(leaf, blob, erased=erased, where=where, out=out)
+            seen.records[(leaf.record_id, leaf.version)] = _verified_record(batch, index, erased=erased)
+    _check_unanchored_blobs(storage.blobs, seen, out)
+    return seen.records, seen.unlisted
+
+
+def _anchored_batch(receipt: AnchorReceipt, evidence: Evidence, out: _Found) -> _Batch | None:
+    """The batch ``receipt`` anchors, when its manifest is in storage, hashes to the anchored hash and
+    rebuilds the anchored owner, size and RFC 9162 root; else None, the reason named in ``out``."""
+    where = f"block {receipt.block_number} tx {receipt.transaction}"
+    batch = f"batch {_short(receipt.root)} (sequence {receipt.sequence}, {receipt.owner_org})"
+    data = evidence.storage.manifests.get(receipt.manifest_hash)
+    if data is None:
+        out.add(K.MANIFEST_MISSING, batch, f"manifest {receipt.manifest_hash} is not in storage", where)
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != receipt.manifest_hash:
+        out.add(K.MANIFEST_MISMATCH, batch, f"manifest bytes hash to {digest}, anchored {receipt.manifest_hash}", where)
+        return None
+    try:
+        manifest = BatchManifest.from_bytes(data)
+    except ValueError as exc:
+        out.add(K.MANIFEST_MISMATCH, batch, f"manifest unreadable: {exc}", where)
+        return None
+    hashes = [leaf.leaf_hash() for leaf in manifest.leaves]
+    rebuilt, proofs = root_and_inclusion_proofs(hashes)
+    if manifest.owner_org != receipt.owner_org or len(hashes) != receipt.size or rebuilt.hex() != receipt.root:
+        out.add(
+            K.MANIFEST_MISMATCH,
+            batch,
+            f"manifest ({manifest.owner_org}, {len(hashes)} leaves, root {rebuilt.hex()}) does not rebuild "
+            f"the anchored batch ({receipt.owner_org}, {receipt.size} leaves, root {receipt.root})",
+            where,
+        )
+        return None
+    anchored_at = _time(evidence.chain, receipt.block_number)
+    return _Batch(
+        receipt=receipt, manifest=manifest, hashes=hashes, proofs=proofs, where=where, anchored_at=anchored_at
+    )
+
+
+def _check_inclusion(batch: _Batch, index: int, out: _Found) -> None:
+    try:
+        verify_inclusion(
+            batch.hashes[index], index, len(batch.hashes), batch.proofs[index], bytes.fromhex(batch.receipt.root)
+        )
+    except InclusionProofError as exc:  # pragma: no cover - implied by the rebuilt root
+        leaf = batch.manifest.leaves[index]
+        out.add(K.INCLUSION_PROOF_INVALID, _name(leaf), f"inclusion proof fails: {exc}", _at(batch.where, index))
+
+
+def _replayed(seen: _Anchored, leaf: RecordLeaf, where: str, out: _Found) -> bool:
+    """Name a version or a ciphertext anchored twice, or a version anchored after a later one; true when
+    the version itself was anchored before (the first anchor stands)."""
+    version_key = (leaf.record_id, leaf.version)
+    earlier = seen.records.get(version_key)
+    if earlier is not None:
+        out.add(
+            K.VERSION_REPLAYED,
+            _name(leaf),
+            f"anchored again (first in block {earlier.block_number} tx {earlier.transaction})",
+            where,
+        )
+        return True
+    if leaf.ciphertext_hash in seen.hashes:
+        first_id, first_version = seen.hashes[leaf.ciphertext_hash]
+        out.add(
+            K.VERSION_REPLAYED,
+            _name(leaf),
+            f"its ciphertext {_short(leaf.ciphertext_hash)} was already anchored as "
+            f"record {_short(first_id)} v{first_version}",
+            where,
+        )
+    highest = seen.highest.get(leaf.record_id, 0)
+    if highest > leaf.version:
+        out.add(K.VERSION_REPLAYED, _name(leaf), f"anchored after version {highest} of the same record", where)
+    seen.highest[leaf.record_id] = max(highest, leaf.version)
+    seen.hashes[leaf.ciphertext_hash] = version_key
+    return False
+
+
+def _check_blob(leaf: RecordLeaf, blob: BlobObservation | None, *, erased: bool, where: str, out: _Found) -> None:
+    """The leaf's blob is in storage (or crypto-shredded) and hashes to the anchored ciphertext hash."""
+    if blob is None:
+        if not erased:
+            out.add(K.BLOB_MISSING, _name(leaf), f"blob {leaf.ciphertext_hash} is not in storage", where)
+    elif blob.sha256 != leaf.ciphertext_hash:
+        out.add(
+            K.BLOB_HASH_MISMATCH,
+            _name(leaf),
+            f"blob {leaf.ciphertext_hash} holds bytes hashing to {blob.sha256}",
+            f"storage key {blob.key}; anchor {where}",
+        )
+
+
+def _verified_record(batch: _Batch, index: int, *, erased: bool) -> VerifiedRecord:
+    leaf = batch.manifest.leaves[index]
+    meta = batch.manifest.metadata_at(index)
+    return VerifiedRecord(
+        record_id=leaf.record_id,
+        version=leaf.version,
+        owner_org=leaf.owner_org,
+        record_type=meta.record_type,
+        community_code=meta.community_code,
+        ciphertext_hash=leaf.ciphertext_hash,
+        batch_root=batch.receipt.root,
+        leaf_index=index,
+        block_number=batch.receipt.block_number,
+        transaction=batch.receipt.transaction,
+        anchored_at=batch.anchored_at,
+        subjects=meta.subjects,
+        erased=erased,
+    )
+
+
+def _check_unanchored_blobs(blobs: Iterable[BlobObservation], seen: _Anchored, out: _Found) -> None:
+    """Every record blob in storage is listed by an anchored manifest and hashes to its key."""
+    for blob in blobs:
         if blob.kind == "unknown":  # bytes of no known kind under a key they do not hash to
             out.add(
                 K.BLOB_HASH_MISMATCH,
@@ -274,11 +345,11 @@ def _verify_records(evidence: Evidence, out: _Found) -> tuple[dict[tuple[str, in
                 f"storage key {blob.key}",
             )
             continue
-        if blob.kind not in ("record", "shredded") or blob.key in anchored_hashes:
+        if blob.kind not in ("record", "shredded") or blob.key in seen.hashes:
             continue
         if blob.kind == "shredded" and blob.sha256 == blob.key:
             continue  # the shredded form of an erased version (checked against its anchor above)
-        if blob.owner_org in unlisted and blob.sha256 == blob.key:
+        if blob.owner_org in seen.unlisted and blob.sha256 == blob.key:
             continue  # it may be a leaf of the batch whose manifest is unusable (named above)
         if blob.sha256 != blob.key:
             out.add(
@@ -294,32 +365,6 @@ def _verify_records(evidence: Evidence, out: _Found) -> tuple[dict[tuple[str, in
                 f"record blob of {blob.owner_org} that no anchored manifest lists",
                 f"storage key {blob.key}",
             )
-    return records, unlisted
-
-
-def _root_and_paths(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
-    """The RFC 9162 root of ``hashes`` and every leaf's audit path PATH(m, D[n]) (§2.1.3.1), bottom-up.
-
-    One recursion over the RFC's split computes each subtree hash once (n - 1 node hashes in all),
-    where a proof per leaf from :class:`MerkleTree` would recompute the right-hand subtrees each time.
-    """
-    if not hashes:
-        return EMPTY_ROOT, []
-
-    def walk(start: int, count: int) -> tuple[bytes, list[list[bytes]]]:
-        if count == 1:
-            return hashes[start], [[]]
-        split = 1 << ((count - 1).bit_length() - 1)  # the largest power of two below count
-        left, left_paths = walk(start, split)
-        right, right_paths = walk(start + split, count - split)
-        for path in left_paths:
-            path.append(right)
-        for path in right_paths:
-            path.append(left)
-        left_paths.extend(right_paths)
-        return node_hash(left, right), left_paths
-
-    return walk(0, len(hashes))
 
 
 # --- the access log -------------------------------------------------------------------------------------
@@ -435,6 +480,18 @@ def _pairs(heads: Sequence[HeadReceipt], all_pairs_limit: int) -> Iterable[tuple
 # --- reads ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
+class _ReadContext:
+    """What every read is checked against: organisations and grants from the chain facts."""
+
+    chain: ChainFacts
+    options: VerifyOptions
+    organisations: dict[str, OrganisationHistory]
+    grants: dict[int, GrantFact]
+    terms: dict[int, GrantTerms]
+    purposes: _PurposeCodes
+
+
 def _verify_reads(
     evidence: Evidence,
     options: VerifyOptions,
@@ -445,8 +502,15 @@ def _verify_reads(
     out: _Found,
 ) -> list[VerifiedRead]:
     chain = evidence.chain
-    organisations = {o.org_id: o for o in chain.organisations}
-    grants = {g.grant_id: g for g in chain.grants}
+    purposes = _PurposeCodes()
+    context = _ReadContext(
+        chain=chain,
+        options=options,
+        organisations={o.org_id: o for o in chain.organisations},
+        grants={g.grant_id: g for g in chain.grants},
+        terms={g.grant_id: _terms(g, purposes) for g in chain.grants},
+        purposes=purposes,
+    )
     sizes = [h.size for h in heads]
     reads: list[VerifiedRead] = []
     for index, entry in enumerate(entries):
@@ -455,35 +519,14 @@ def _verify_reads(
         position = bisect.bisect_right(sizes, index)
         head = heads[position] if position < len(heads) else None
         record = records.get((entry.record_id, entry.version))
-        accessor = organisations.get(entry.accessor_org)
-        covered, basis, kind = _decide(entry, record, accessor, head, grants, organisations, chain, options)
+        covered, basis, kind = _decide(entry, record, head, context)
         # A read of a record in a batch whose manifest is unusable cannot be checked; that batch is named
         # already (manifest-missing / -mismatch), so the read is not named a second time.
         unverifiable = record is None and entry.owner_org in unlisted
         if unverifiable:
             basis = f"cannot be checked: an anchored batch of {entry.owner_org} has no usable manifest"
-        reads.append(
-            VerifiedRead(
-                entry_index=index,
-                accessor_org=entry.accessor_org,
-                accessor_kind=accessor.kind if accessor else None,
-                owner_org=entry.owner_org,
-                record_id=entry.record_id,
-                version=entry.version,
-                record_type=record.record_type if record else None,
-                community_code=record.community_code if record else None,
-                grant_id=entry.grant_id,
-                purpose=entry.purpose,
-                emergency=entry.emergency,
-                time=entry.time,
-                checked_block=entry.checked_block,
-                request_id=entry.request_id,
-                anchored_by_head=head.index if head else None,
-                covered=covered,
-                basis=basis,
-                subjects=record.subjects if record else (),
-            )
-        )
+        accessor = context.organisations.get(entry.accessor_org)
+        reads.append(_verified_read(index, entry, record, accessor, head, covered=covered, basis=basis))
         if not covered and not unverifiable:
             out.add(
                 kind,
@@ -495,17 +538,43 @@ def _verify_reads(
     return reads
 
 
-def _decide(
+def _verified_read(
+    index: int,
     entry: Entry,
     record: VerifiedRecord | None,
     accessor: OrganisationHistory | None,
     head: HeadReceipt | None,
-    grants: dict[int, GrantFact],
-    organisations: dict[str, OrganisationHistory],
-    chain: ChainFacts,
-    options: VerifyOptions,
+    *,
+    covered: bool,
+    basis: str,
+) -> VerifiedRead:
+    return VerifiedRead(
+        entry_index=index,
+        accessor_org=entry.accessor_org,
+        accessor_kind=accessor.kind if accessor else None,
+        owner_org=entry.owner_org,
+        record_id=entry.record_id,
+        version=entry.version,
+        record_type=record.record_type if record else None,
+        community_code=record.community_code if record else None,
+        grant_id=entry.grant_id,
+        purpose=entry.purpose,
+        emergency=entry.emergency,
+        time=entry.time,
+        checked_block=entry.checked_block,
+        request_id=entry.request_id,
+        anchored_by_head=head.index if head else None,
+        covered=covered,
+        basis=basis,
+        subjects=record.subjects if record else (),
+    )
+
+
+def _decide(
+    entry: Entry, record: VerifiedRecord | None, head: HeadReceipt | None, context: _ReadContext
 ) -> tuple[bool, str, DiscrepancyKind]:
-    """(covered, basis, the kind to report when not covered)."""
+    """(covered, basis, the kind to report when not covered): the auditor's rules (the claimed block, the
+    anchored record, emergency and owner reads), then the grant (:func:`_grant_refusal`)."""
     block = entry.checked_block
     not_covered = K.READ_NOT_COVERED
     if head is not None and block > head.block_number:
@@ -518,72 +587,127 @@ def _decide(
         return False, "no anchored manifest lists this record version", not_covered
     if record.owner_org != entry.owner_org:
         return False, f"names owner {entry.owner_org}, the anchored owner is {record.owner_org}", not_covered
+    accessor = context.organisations.get(entry.accessor_org)
     if accessor is None:
         return False, f"{entry.accessor_org} is not a registered organisation", not_covered
     if not accessor.active_at(block):
         return False, f"{entry.accessor_org} was not active at block {block}", not_covered
     if entry.emergency:
-        if accessor.kind in options.emergency_kinds:
+        if accessor.kind in context.options.emergency_kinds:
             return True, f"emergency read by a {accessor.kind} organisation, listed for review", not_covered
         return False, f"emergency read by a {accessor.kind} organisation, not allowed one", K.EMERGENCY_NOT_PERMITTED
     if entry.grant_id == 0:
         if entry.accessor_org == record.owner_org:
             return True, "owner read", not_covered
         return False, "names no grant", not_covered
-    grant = grants.get(entry.grant_id)
-    if grant is None or grant.created_block > block:
-        return False, f"grant {entry.grant_id} UNKNOWN_GRANT at block {block}", not_covered
-    reason = _grant_refusal(grant, entry, record, block, chain.block_times.get, organisations)
+    reason = _grant_refusal(entry, record, context)
     if reason is not None:
-        return False, f"grant {grant.grant_id} {reason}", not_covered
-    return True, f"grant {grant.grant_id} valid at block {block}", not_covered
+        return False, f"grant {entry.grant_id} {reason}", not_covered
+    return True, f"grant {entry.grant_id} valid at block {block}", not_covered
 
 
-def _grant_refusal(
-    grant: GrantFact,
-    entry: Entry,
-    record: VerifiedRecord,
-    block: int,
-    chain_time: Callable[[int], int | None],
-    organisations: dict[str, OrganisationHistory],
-) -> str | None:
-    """``GrantRegistry.accessDecision`` at ``block``, in the contract's order; None when allowed."""
-    timestamp = chain_time(block)
-    if grant.grantee_org != entry.accessor_org:
-        return f"WRONG_GRANTEE (granted to {grant.grantee_org})"
-    if grant.owner_org != record.owner_org:
-        return f"WRONG_OWNER (granted by {grant.owner_org})"
-    if grant.purpose != entry.purpose:
-        return f"WRONG_PURPOSE (granted for {grant.purpose})"
-    if grant.revoked_block and grant.revoked_block <= block:
-        return f"REVOKED at block {grant.revoked_block}, read checked at block {block}"
-    revoked_at = chain_time(grant.revoked_block) if grant.revoked_block else None
-    if revoked_at is not None and revoked_at + STALE_HEAD_TOLERANCE_S < entry.time.timestamp():
-        # The gateway must decide on the chain as it stands when the read begins (invariant 6): a read
-        # released well after the revoking block was mined, yet checked at an earlier block, used a stale head.
-        return (
-            f"REVOKED at block {grant.revoked_block} (block time {revoked_at}) before the read was released "
-            f"at {entry.time.isoformat()}, but checked at the stale block {block}"
-        )
+def _terms(grant: GrantFact, purposes: _PurposeCodes) -> GrantTerms:
+    return GrantTerms(
+        owner_org=grant.owner_org,
+        grantee_org=grant.grantee_org,
+        purpose=purposes(grant.purpose),
+        valid_from=grant.valid_from,
+        valid_until=grant.valid_until,
+        record_types=frozenset(grant.record_types),
+        communities=frozenset(grant.communities),
+        record_id=None if grant.record_id is None else record_key(grant.record_id),
+        created_block=grant.created_block,
+        revoked_block=grant.revoked_block,
+    )
+
+
+class _PurposeCodes:
+    """Purpose labels as codes for the access rule: a label of the vocabulary is its chain code, any other
+    label a code of its own, so that two purposes agree exactly when their labels do."""
+
+    def __init__(self) -> None:
+        self._codes = {p.label: int(p) for p in Purpose if p is not Purpose.NONE}
+
+    def __call__(self, label: str) -> int:
+        return self._codes.setdefault(label, -len(self._codes) - 1)
+
+
+def _grant_refusal(entry: Entry, record: VerifiedRecord, context: _ReadContext) -> str | None:
+    """``GrantRegistry.accessDecision`` at the entry's ``checked_block``
+    (:func:`~ledger_api.access.decision.decide`), held to two rules of the auditor's on top: a
+    revocation mined well before the read was released counts as seen (the gateway decides on the chain
+    as it stands when the read begins, invariant 6: an older block is a stale head), and the grant must
+    not have expired when the read was released. None when allowed, else why not."""
+    block = entry.checked_block
+    timestamp = context.chain.block_times.get(block)
     if timestamp is None:
         return f"cannot be checked: no timestamp known for block {block}"
-    if timestamp < grant.valid_from:
-        return f"NOT_YET_VALID at block {block} (valid from {grant.valid_from}, block time {timestamp})"
-    if timestamp >= grant.valid_until:
-        return f"EXPIRED at block {block} (valid until {grant.valid_until}, block time {timestamp})"
-    if entry.time.timestamp() >= grant.valid_until + STALE_HEAD_TOLERANCE_S:
-        # The gateway checks expiry against its clock when the read begins, so a release this late is not covered.
+    terms = context.terms.get(entry.grant_id)
+    released = entry.time.timestamp()
+    if terms is not None and _revoked_before(terms, released, context.chain):
+        terms = dataclasses.replace(terms, revoked_block=min(terms.revoked_block, block))
+    organisations = context.organisations
+    request = AccessRequest(
+        grantee_org=entry.accessor_org,
+        owner_org=record.owner_org,
+        record_id=record_key(record.record_id),
+        record_type=record.record_type or "",
+        community_code=record.community_code or "",
+        purpose=context.purposes(entry.purpose),
+    )
+    decision = decide(
+        terms,
+        request,
+        # Held to the release time too: the gateway checks expiry against its clock when the read begins.
+        moment=Moment.at(timestamp, released - STALE_HEAD_TOLERANCE_S, block=block),
+        suspended={
+            org
+            for org in (record.owner_org, entry.accessor_org)
+            if org not in organisations or not organisations[org].active_at(block)
+        },
+    )
+    grant = context.grants.get(entry.grant_id)
+    if decision is AccessDecision.ALLOWED:
+        return None
+    if decision is AccessDecision.UNKNOWN_GRANT or grant is None or terms is None:
+        return f"UNKNOWN_GRANT at block {block}"
+    if decision is AccessDecision.OUT_OF_SCOPE:
+        return _out_of_scope(scope_miss(terms, request), grant, record)
+    return _refusal_reason(decision, grant, entry, timestamp, context.chain)
+
+
+def _revoked_before(terms: GrantTerms, released: float, chain: ChainFacts) -> bool:
+    """Was the grant revoked in a block mined more than the tolerance before the read was released?"""
+    revoked_at = chain.block_times.get(terms.revoked_block) if terms.revoked_block else None
+    return revoked_at is not None and revoked_at + STALE_HEAD_TOLERANCE_S < released
+
+
+def _refusal_reason(decision: AccessDecision, grant: GrantFact, entry: Entry, timestamp: int, chain: ChainFacts) -> str:
+    """The decision, with the facts that made it."""
+    block = entry.checked_block
+    if decision is AccessDecision.REVOKED and grant.revoked_block > block:
+        return (
+            f"REVOKED at block {grant.revoked_block} (block time {chain.block_times.get(grant.revoked_block)}) "
+            f"before the read was released at {entry.time.isoformat()}, but checked at the stale block {block}"
+        )
+    if decision is AccessDecision.EXPIRED and timestamp < grant.valid_until:
         return f"EXPIRED when the read was released at {entry.time.isoformat()} (valid until {grant.valid_until})"
-    if grant.record_id is not None and grant.record_id.lower() != record.record_id.lower():
+    reasons = {
+        AccessDecision.WRONG_GRANTEE: f"WRONG_GRANTEE (granted to {grant.grantee_org})",
+        AccessDecision.WRONG_OWNER: f"WRONG_OWNER (granted by {grant.owner_org})",
+        AccessDecision.WRONG_PURPOSE: f"WRONG_PURPOSE (granted for {grant.purpose})",
+        AccessDecision.REVOKED: f"REVOKED at block {grant.revoked_block}, read checked at block {block}",
+        AccessDecision.NOT_YET_VALID: (
+            f"NOT_YET_VALID at block {block} (valid from {grant.valid_from}, block time {timestamp})"
+        ),
+        AccessDecision.EXPIRED: f"EXPIRED at block {block} (valid until {grant.valid_until}, block time {timestamp})",
+    }
+    return reasons.get(decision, f"{decision.name} at block {block}")
+
+
+def _out_of_scope(miss: ScopeMiss | None, grant: GrantFact, record: VerifiedRecord) -> str:
+    if miss == "record":
         return "OUT_OF_SCOPE (granted for another record)"
-    if grant.record_types and record.record_type not in grant.record_types:
+    if miss == "record_type":
         return f"OUT_OF_SCOPE (record type {record.record_type} not in {', '.join(grant.record_types)})"
-    if grant.communities and record.community_code not in grant.communities:
-        return f"OUT_OF_SCOPE (community {record.community_code} not in {', '.join(grant.communities)})"
-    owner = organisations.get(record.owner_org)
-    if owner is None or not owner.active_at(block):
-        return f"OWNER_SUSPENDED at block {block}"
-    grantee = organisations.get(entry.accessor_org)
-    if grantee is None or not grantee.active_at(block):
-        return f"GRANTEE_SUSPENDED at block {block}"
-    return None
+    return f"OUT_OF_SCOPE (community {record.community_code} not in {', '.join(grant.communities)})"

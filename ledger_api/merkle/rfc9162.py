@@ -29,6 +29,7 @@ __all__ = [
     "encode_proof",
     "leaf_hash",
     "node_hash",
+    "root_and_inclusion_proofs",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "verify_consistency",
@@ -103,6 +104,35 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
             paired.append(level[-1])
         level = paired
     return bytes(level[0])
+
+
+def root_and_inclusion_proofs(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """MTH (RFC 9162 §2.1.1) of ``hashes`` and every leaf's inclusion proof PATH(m, D[n]) (§2.1.3.1),
+    bottom-up, each as :meth:`MerkleTree.inclusion_proof` gives it.
+
+    One recursion over the RFC's split computes each subtree hash once (n - 1 node hashes in all), where
+    a proof per leaf from :class:`MerkleTree` would recompute the right-hand subtrees each time: the
+    auditor checks every leaf of every anchored batch.
+    """
+    for h in hashes:
+        _require_hash(h, "leaf hash")
+    if not hashes:
+        return EMPTY_ROOT, []
+
+    def walk(start: int, count: int) -> tuple[bytes, list[list[bytes]]]:
+        if count == 1:
+            return bytes(hashes[start]), [[]]
+        split = _largest_power_of_two_below(count)
+        left, left_paths = walk(start, split)
+        right, right_paths = walk(start + split, count - split)
+        for path in left_paths:
+            path.append(right)
+        for path in right_paths:
+            path.append(left)
+        left_paths.extend(right_paths)
+        return node_hash(left, right), left_paths
+
+    return walk(0, len(hashes))
 
 
 class MerkleTree:

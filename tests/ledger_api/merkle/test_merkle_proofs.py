@@ -16,6 +16,7 @@ from ledger_api.merkle import (
     InclusionProofError,
     MerkleTree,
     leaf_hash,
+    root_and_inclusion_proofs,
     root_from_inclusion_proof,
     verify_consistency,
     verify_inclusion,
@@ -103,3 +104,12 @@ def test_consistency_every_pair(new_size: int) -> None:
         for extra, label in ((JUNK, "extra element"), (ROOTS[m], "old root"), (ROOTS[n], "new root")):
             _rejects_consistency(f"{label} appended, {case}", m, n, ROOTS[m], ROOTS[n], [*proof, extra])
             _rejects_consistency(f"{label} prepended, {case}", m, n, ROOTS[m], ROOTS[n], [extra, *proof])
+
+
+@pytest.mark.parametrize("size", range(MAX_INCLUSION_SIZE + 1))
+def test_every_proof_at_once_equals_the_tree_s_proofs(size: int) -> None:
+    """The batch form the auditor uses gives the root and, per leaf, exactly the tree's inclusion proof."""
+    hashes = [TREE.leaf_hash_at(i) for i in range(size)]
+    root, proofs = root_and_inclusion_proofs(hashes)
+    assert root == ROOTS[size]
+    assert proofs == [TREE.inclusion_proof(i, size) for i in range(size)]
