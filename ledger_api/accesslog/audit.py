@@ -22,24 +22,18 @@ not yet anchored (at most a few seconds' worth while the gateway runs).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ledger_api.accesslog.entry import Entry
 from ledger_api.accesslog.errors import SegmentError
 from ledger_api.accesslog.segment import OpenedSegment, is_segment, open_segment
 from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
 from ledger_api.merkle import ConsistencyProofError, MerkleTree, leaf_hash, verify_consistency
+from ledger_api.storage.base import BlobReader
 from ledger_api.storage.errors import StorageError
 
 __all__ = ["LogAudit", "SegmentScan", "audit_access_log", "find_segments", "verify_log"]
-
-
-class BlobReader(Protocol):
-    def iter_keys(self) -> Iterator[str]: ...
-
-    def get(self, key: str, *, verify: bool = True) -> bytes: ...
 
 
 @dataclass(frozen=True, kw_only=True)

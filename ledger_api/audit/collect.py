@@ -19,9 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ledger_api.accesslog.audit import verify_log
 from ledger_api.accesslog.entry import Entry
@@ -47,6 +46,7 @@ from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
 from ledger_api.crypto.envelope import BLOB_MAGIC, parse_blob
 from ledger_api.crypto.errors import EnvelopeError
 from ledger_api.records.leaves import BatchManifest
+from ledger_api.storage.base import BlobReader
 from ledger_api.storage.errors import BlobNotFound, StorageError
 
 __all__ = [
@@ -58,12 +58,6 @@ __all__ = [
     "collect_storage",
     "fetch_block_times",
 ]
-
-
-class BlobReader(Protocol):
-    def iter_keys(self) -> Iterator[str]: ...
-
-    def get(self, key: str, *, verify: bool = True) -> bytes: ...
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -82,4 +82,12 @@ class BlobStore(Protocol):
         ...
 
 
-__all__ = ["KEY_LENGTH", "BlobStore", "blob_key", "check_key", "is_valid_key"]
+class BlobReader(Protocol):
+    """The part of a :class:`BlobStore` an auditor reads storage through: walk the keys, read the bytes."""
+
+    def iter_keys(self) -> Iterator[str]: ...
+
+    def get(self, key: str, *, verify: bool = True) -> bytes: ...
+
+
+__all__ = ["KEY_LENGTH", "BlobReader", "BlobStore", "blob_key", "check_key", "is_valid_key"]
