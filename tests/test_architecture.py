@@ -160,3 +160,17 @@ def test_no_import_cycles() -> None:
         if node not in state:
             visit(node)
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+#: The access rule is a domain module: grant terms, organisation states and a moment in, a decision out.
+ACCESS_RULE = "ledger_api.access.decision"
+ACCESS_RULE_FORBIDDEN = ("ledger_api.chain", "ledger_api.index", "sqlalchemy", "sqlmodel", "fastapi")
+
+
+def test_the_access_rule_imports_no_chain_database_or_web_code() -> None:
+    """Nor through another module of the tree: the rule can be read, tested and reused on its own."""
+    assert ACCESS_RULE in ALL_MODULES
+    reached = {ACCESS_RULE, *reachable(ACCESS_RULE)}
+    imported = {name for module in reached for name in imports(ALL_MODULES[module])}
+    assert not uses(imported, (*CHAIN_LIBRARIES, *WEB_LIBRARIES))
+    assert not {name for name in imported | reached if name.startswith(ACCESS_RULE_FORBIDDEN)}
