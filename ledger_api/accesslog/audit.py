@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 from ledger_api.accesslog.entry import Entry
 from ledger_api.accesslog.errors import SegmentError
+from ledger_api.accesslog.heads import HeadProblem, check_heads
 from ledger_api.accesslog.segment import OpenedSegment, is_segment, open_segment
 from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
-from ledger_api.merkle import ConsistencyProofError, MerkleTree, leaf_hash, verify_consistency
+from ledger_api.merkle import MerkleTree, leaf_hash
 from ledger_api.storage.base import BlobReader
 from ledger_api.storage.errors import StorageError
 
@@ -84,13 +85,8 @@ def verify_log(heads: Sequence[ChainTreeHead], segments: Iterable[OpenedSegment]
     """Rebuild the log from ``segments`` and check it against the anchored ``heads`` (oldest first).
 
     The segments are followed as a chain of ranges from entry 0, each starting where the previous one
-    ended. Normally there is one segment per head (``[size_{i-1}, size_i)``); a head may also span
-    several segments (a head formed on top of one the chain lost with its newest blocks), which is fine
-    as long as every segment's root and every head's root equal the rebuilt tree's at their sizes.
-    Anyone who can write to storage can seal a segment for the auditors' public keys: a header is only
-    a claim, and only the anchored roots make entries authentic. So every segment that starts at the
-    current position is tried (those that lead on towards the newest head first) until one agrees with
-    its own root and with the heads it covers.
+    ended (:func:`_chain_segments`); the log they make is then checked against the heads by
+    :func:`~ledger_api.accesslog.heads.check_heads`, the check the verifier makes too.
     """
     all_segments = list(segments)
     problems: list[str] = []
@@ -100,61 +96,107 @@ def verify_log(heads: Sequence[ChainTreeHead], segments: Iterable[OpenedSegment]
             problems.append(f"head #{head.index}: size {head.size} does not grow past {growing[-1].size}")
             break
         growing.append(head)
-    target = growing[-1].size if growing else 0
-    # Positions from which a chain of segment ranges reaches the newest head (validity aside).
-    leads_on: set[int] = set()
-    for opened in sorted(all_segments, key=lambda seg: -seg.from_index):
-        if opened.to_index >= target or opened.to_index in leads_on:
-            leads_on.add(opened.from_index)
-    by_start: dict[int, list[OpenedSegment]] = {}
-    # Those that lead on first, then the longest first (a dead end still verifies the heads it covers).
-    for opened in sorted(
-        all_segments, key=lambda seg: (not (seg.to_index >= target or seg.to_index in leads_on), -seg.to_index)
-    ):
-        by_start.setdefault(opened.from_index, []).append(opened)
+    chained = _chain_segments(growing, all_segments, problems)
+    check = check_heads(growing, chained.tree, root=lambda h: h.root)
+    problems.extend(_describe(problem, chained.tree) for problem in check.problems)
+    size = check.verified[-1].size if check.verified else 0
+    extra = _extra_segments(all_segments, chained, problems)
+    return LogAudit(
+        size=size,
+        heads_verified=len(check.verified),
+        entries=tuple(chained.entries[:size]),
+        leaf_data=tuple(chained.leaf_data[:size]),
+        problems=tuple(dict.fromkeys(problems)),
+        extra_segments=tuple(extra),
+    )
 
-    tree = MerkleTree()
+
+@dataclass(kw_only=True)
+class _Chained:
+    """The log as far as segments chain from entry 0 in agreement with the heads they cover."""
+
+    tree: MerkleTree = field(default_factory=MerkleTree)
+    entries: list[Entry] = field(default_factory=list)
+    leaf_data: list[bytes] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+
+def _chain_segments(
+    growing: Sequence[ChainTreeHead], segments: Sequence[OpenedSegment], problems: list[str]
+) -> _Chained:
+    """Follow segment ranges from entry 0 towards the newest head.
+
+    Normally there is one segment per head (``[size_{i-1}, size_i)``); a head may also span several
+    segments (a head formed on top of one the chain lost with its newest blocks), which is fine as long
+    as every segment's root and every head's root equal the rebuilt tree's at their sizes. Anyone who can
+    write to storage can seal a segment for the auditors' public keys: a header is only a claim, and only
+    the anchored roots make entries authentic. So every segment that starts at the current position is
+    tried (those that lead on towards the newest head first) until one agrees with its own root and with
+    the heads it covers.
+    """
+    target = growing[-1].size if growing else 0
+    by_start = _candidates_by_start(segments, target)
+    chained = _Chained()
     hashes: list[bytes] = []
-    entries: list[Entry] = []
-    leaf_data: list[bytes] = []
-    used: set[str] = set()
-    verified = 0  # growing[:verified] are verified
-    while tree.size < target:
+    while chained.tree.size < target:
+        start = chained.tree.size
         chosen: OpenedSegment | None = None
-        for candidate in by_start.get(tree.size, []):
-            start = tree.size
-            tree.extend(leaf_hash(data) for data in candidate.leaf_data)
-            covered = [h for h in growing[verified:] if h.size <= candidate.to_index]
+        for candidate in by_start.get(start, []):
+            chained.tree.extend(leaf_hash(data) for data in candidate.leaf_data)
+            covered = [h for h in growing if start < h.size <= candidate.to_index]
+            tree = chained.tree
             if tree.root(candidate.to_index) == candidate.root and all(tree.root(h.size) == h.root for h in covered):
                 chosen = candidate
                 break
             problems.append(
                 f"segment {candidate.key} [{start}, {candidate.to_index}) does not rebuild the anchored log"
             )
-            tree = MerkleTree.from_leaf_hashes(hashes)  # undo it
+            chained.tree = MerkleTree.from_leaf_hashes(hashes)  # undo it
         if chosen is None:
-            head = growing[verified]
+            head = next(h for h in growing if h.size > start)
             problems.append(
-                f"no segment holds entries from {tree.size} on, needed for head #{head.index} of {head.size} entries"
+                f"no segment holds entries from {start} on, needed for head #{head.index} of {head.size} entries"
             )
             break
-        hashes.extend(tree.leaf_hash_at(i) for i in range(len(hashes), tree.size))
-        entries.extend(chosen.entries)
-        leaf_data.extend(chosen.leaf_data)
-        used.add(chosen.key)
-        while verified < len(growing) and growing[verified].size <= tree.size:
-            if verified:
-                old, new = growing[verified - 1], growing[verified]
-                try:
-                    proof = tree.consistency_proof(old.size, new.size)
-                    verify_consistency(old.size, new.size, old.root, new.root, proof)
-                except ConsistencyProofError as exc:  # pragma: no cover - implied by the rebuilt roots
-                    problems.append(f"heads #{old.index} and #{new.index} are not consistent: {exc}")
-            verified += 1
-    size = growing[verified - 1].size if verified else 0
+        hashes.extend(chained.tree.leaf_hash_at(i) for i in range(len(hashes), chained.tree.size))
+        chained.entries.extend(chosen.entries)
+        chained.leaf_data.extend(chosen.leaf_data)
+        chained.used.add(chosen.key)
+    return chained
+
+
+def _candidates_by_start(segments: Sequence[OpenedSegment], target: int) -> dict[int, list[OpenedSegment]]:
+    """Segments by the entry they start at: those from which a chain of ranges reaches ``target`` (validity
+    aside) first, then the longest first (a dead end still verifies the heads it covers)."""
+    leads_on: set[int] = set()
+    for opened in sorted(segments, key=lambda seg: -seg.from_index):
+        if opened.to_index >= target or opened.to_index in leads_on:
+            leads_on.add(opened.from_index)
+    by_start: dict[int, list[OpenedSegment]] = {}
+    for opened in sorted(
+        segments, key=lambda seg: (not (seg.to_index >= target or seg.to_index in leads_on), -seg.to_index)
+    ):
+        by_start.setdefault(opened.from_index, []).append(opened)
+    return by_start
+
+
+def _describe(problem: HeadProblem[ChainTreeHead], tree: MerkleTree) -> str:
+    head, other = problem.head, problem.other
+    if problem.kind == "inconsistent" and other is not None:  # pragma: no cover - implied by the rebuilt roots
+        return f"heads #{other.index} and #{head.index} are not consistent: {problem.detail}"
+    if problem.kind == "beyond-log":
+        return f"head #{head.index}: anchors {head.size} entries but the log holds only {tree.size}"
+    if problem.kind == "root-mismatch":  # pragma: no cover - the chained segments agree with every head they cover
+        return f"head #{head.index}: entries [0, {head.size}) do not rebuild its root"
+    return f"head #{head.index}: {problem.kind}"
+
+
+def _extra_segments(segments: Sequence[OpenedSegment], chained: _Chained, problems: list[str]) -> list[str]:
+    """Keys of the segments not used for the log; a problem for each that contradicts it."""
+    tree = chained.tree
     extra: list[str] = []
-    for segment in all_segments:
-        if segment.key in used:
+    for segment in segments:
+        if segment.key in chained.used:
             continue
         extra.append(segment.key)
         if segment.from_index < tree.size:
@@ -165,14 +207,7 @@ def verify_log(heads: Sequence[ChainTreeHead], segments: Iterable[OpenedSegment]
                 problems.append(
                     f"segment {segment.key} contradicts the anchored log in [{segment.from_index}, {overlap})"
                 )
-    return LogAudit(
-        size=size,
-        heads_verified=verified,
-        entries=tuple(entries[:size]),
-        leaf_data=tuple(leaf_data[:size]),
-        problems=tuple(dict.fromkeys(problems)),
-        extra_segments=tuple(extra),
-    )
+    return extra
 
 
 def audit_access_log(
