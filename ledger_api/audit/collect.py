@@ -81,52 +81,8 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         header = rpc.block(checkpoint)
         if header is None:
             raise SourceUnavailable(f"the node has no block {checkpoint}")
-        organisations: list[OrganisationHistory] = []
-        grants: dict[int, GrantFact] = {}
-        for org in follower.organisations():
-            organisations.append(
-                OrganisationHistory(
-                    org_id=org.org_id,
-                    kind=org.kind.name.lower(),
-                    registered_block=org.registered_block,
-                    suspensions=tuple(follower.suspension_history(org.org_id)),
-                )
-            )
-            for grant in follower.grants_for(org.org_id):
-                spec = grant.spec
-                grants[grant.grant_id] = GrantFact(
-                    grant_id=grant.grant_id,
-                    owner_org=spec.owner_org,
-                    grantee_org=spec.grantee_org,
-                    purpose=spec.purpose.label,
-                    record_types=tuple(spec.record_types),
-                    communities=tuple(spec.communities),
-                    record_id=spec.record_id,
-                    valid_from=spec.valid_from,
-                    valid_until=spec.valid_until,
-                    created_block=grant.created_block,
-                    revoked_block=grant.revoked_block,
-                )
-        receipts = tuple(
-            AnchorReceipt(
-                sequence=int(event.args["sequence"]),
-                owner_org=_code(event.args["ownerOrg"]),
-                root=bytes(event.args["root"]).hex(),
-                size=int(event.args["size"]),
-                manifest_hash=bytes(event.args["manifestHash"]).hex(),
-                block_number=event.block_number,
-                transaction=event.transaction_hash,
-                log_index=event.log_index,
-            )
-            for event in iter_events(
-                rpc,
-                contract="RecordAnchors",
-                address=deployment.address("RecordAnchors"),
-                from_block=deployment.block_number,
-                to_block=checkpoint,
-                names=("BatchAnchored",),
-            )
-        )
+        organisations, grants = _organisations_and_grants(follower)
+        receipts = _batch_receipts(rpc, deployment, checkpoint)
         reader = TreeHeadReader(rpc=rpc, address=deployment.address("AccessLogAnchors"))
         heads = tuple(
             HeadReceipt(
@@ -139,7 +95,7 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         block_times[checkpoint] = int(header["timestamp"], 16)
         # Revocation blocks too: their times show whether a read was decided on a head older than a
         # revocation mined before the read was released (DESIGN.md invariant 6).
-        needed = {r.block_number for r in receipts} | {g.revoked_block for g in grants.values() if g.revoked_block}
+        needed = {r.block_number for r in receipts} | {g.revoked_block for g in grants if g.revoked_block}
         block_times.update(fetch_block_times(rpc, needed - set(block_times)))
     except ChainError as exc:
         raise SourceUnavailable(f"cannot read the chain at {rpc.url}: {exc}") from exc
@@ -149,11 +105,68 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         checkpoint_hash=str(header["hash"]),
         deployment_block=deployment.block_number,
         addresses=dict(deployment.addresses),
-        organisations=tuple(organisations),
-        grants=tuple(sorted(grants.values(), key=lambda g: g.grant_id)),
+        organisations=organisations,
+        grants=grants,
         receipts=receipts,
         heads=heads,
         block_times=block_times,
+    )
+
+
+def _organisations_and_grants(
+    follower: ChainFollower,
+) -> tuple[tuple[OrganisationHistory, ...], tuple[GrantFact, ...]]:
+    """Every organisation with its suspensions, and every grant by id, as the follower replayed them."""
+    organisations: list[OrganisationHistory] = []
+    grants: dict[int, GrantFact] = {}
+    for org in follower.organisations():
+        organisations.append(
+            OrganisationHistory(
+                org_id=org.org_id,
+                kind=org.kind.name.lower(),
+                registered_block=org.registered_block,
+                suspensions=tuple(follower.suspension_history(org.org_id)),
+            )
+        )
+        for grant in follower.grants_for(org.org_id):
+            spec = grant.spec
+            grants[grant.grant_id] = GrantFact(
+                grant_id=grant.grant_id,
+                owner_org=spec.owner_org,
+                grantee_org=spec.grantee_org,
+                purpose=spec.purpose.label,
+                record_types=tuple(spec.record_types),
+                communities=tuple(spec.communities),
+                record_id=spec.record_id,
+                valid_from=spec.valid_from,
+                valid_until=spec.valid_until,
+                created_block=grant.created_block,
+                revoked_block=grant.revoked_block,
+            )
+    return tuple(organisations), tuple(sorted(grants.values(), key=lambda g: g.grant_id))
+
+
+def _batch_receipts(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tuple[AnchorReceipt, ...]:
+    """Every ``BatchAnchored`` event up to the checkpoint, in chain order."""
+    return tuple(
+        AnchorReceipt(
+            sequence=int(event.args["sequence"]),
+            owner_org=_code(event.args["ownerOrg"]),
+            root=bytes(event.args["root"]).hex(),
+            size=int(event.args["size"]),
+            manifest_hash=bytes(event.args["manifestHash"]).hex(),
+            block_number=event.block_number,
+            transaction=event.transaction_hash,
+            log_index=event.log_index,
+        )
+        for event in iter_events(
+            rpc,
+            contract="RecordAnchors",
+            address=deployment.address("RecordAnchors"),
+            from_block=deployment.block_number,
+            to_block=checkpoint,
+            names=("BatchAnchored",),
+        )
     )
 
 
@@ -187,18 +200,7 @@ def collect_storage(
                 blobs.append(_record_observation(key, digest, data))
             elif is_segment(data):
                 blobs.append(BlobObservation(key=key, sha256=digest, kind="segment"))
-                try:
-                    segments.append(
-                        open_segment(
-                            data,
-                            org_id=auditor.org_id,
-                            key_index=auditor.key_index,
-                            private_key=auditor.private_key,
-                            expected_key=key,
-                        )
-                    )
-                except AccessLogError as exc:
-                    problems.append(f"segment {key}: {exc}")
+                _open_segment(key, data, auditor, segments, problems)
             elif key in wanted or BatchManifest.looks_like_manifest(data):
                 manifests[key] = data
             elif digest != key:
@@ -222,6 +224,24 @@ def collect_storage(
         entries=log.leaf_data,
         log_problems=tuple(problems) + log.problems,
     )
+
+
+def _open_segment(
+    key: str, data: bytes, auditor: AuditorKey, segments: list[OpenedSegment], problems: list[str]
+) -> None:
+    """Open an access-log segment with the auditor's key into ``segments``, or name why not in ``problems``."""
+    try:
+        segments.append(
+            open_segment(
+                data,
+                org_id=auditor.org_id,
+                key_index=auditor.key_index,
+                private_key=auditor.private_key,
+                expected_key=key,
+            )
+        )
+    except AccessLogError as exc:
+        problems.append(f"segment {key}: {exc}")
 
 
 def _record_observation(key: str, digest: str, data: bytes) -> BlobObservation:
