@@ -18,11 +18,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 __all__ = [
     "AccessDecision",
     "AccessRequest",
+    "GrantScope",
     "GrantTerms",
     "Moment",
     "Purpose",
@@ -91,6 +92,31 @@ def record_key(record_id: str | bytes) -> str:
     return text[2:] if text.startswith("0x") else text
 
 
+class GrantScope(Protocol):
+    """What a grant's description holds besides its purpose (a chain ``GrantSpec``, an audit ``GrantFact``)."""
+
+    @property
+    def owner_org(self) -> str: ...
+
+    @property
+    def grantee_org(self) -> str: ...
+
+    @property
+    def valid_from(self) -> int: ...
+
+    @property
+    def valid_until(self) -> int: ...
+
+    @property
+    def record_types(self) -> Sequence[str]: ...
+
+    @property
+    def communities(self) -> Sequence[str]: ...
+
+    @property
+    def record_id(self) -> str | None: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class GrantTerms:
     """A grant as the contract stores it. Empty scopes mean "any"; organisation ids, record types and
@@ -108,6 +134,21 @@ class GrantTerms:
     created_block: int = 0
     revoked_block: int = 0
     """0 while not revoked."""
+
+    @classmethod
+    def of(cls, scope: GrantScope, *, purpose: int, created_block: int, revoked_block: int = 0) -> GrantTerms:
+        return cls(
+            owner_org=scope.owner_org,
+            grantee_org=scope.grantee_org,
+            purpose=purpose,
+            valid_from=scope.valid_from,
+            valid_until=scope.valid_until,
+            record_types=frozenset(scope.record_types),
+            communities=frozenset(scope.communities),
+            record_id=None if scope.record_id is None else record_key(scope.record_id),
+            created_block=created_block,
+            revoked_block=revoked_block,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

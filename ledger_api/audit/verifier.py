@@ -488,7 +488,12 @@ def _verify_reads(
         options=options,
         organisations={o.org_id: o for o in chain.organisations},
         grants={g.grant_id: g for g in chain.grants},
-        terms={g.grant_id: _terms(g, purposes) for g in chain.grants},
+        terms={
+            g.grant_id: GrantTerms.of(
+                g, purpose=purposes(g.purpose), created_block=g.created_block, revoked_block=g.revoked_block
+            )
+            for g in chain.grants
+        },
         purposes=purposes,
     )
     sizes = [h.size for h in heads]
@@ -584,21 +589,6 @@ def _decide(
     if reason is not None:
         return False, f"grant {entry.grant_id} {reason}", not_covered
     return True, f"grant {entry.grant_id} valid at block {block}", not_covered
-
-
-def _terms(grant: GrantFact, purposes: _PurposeCodes) -> GrantTerms:
-    return GrantTerms(
-        owner_org=grant.owner_org,
-        grantee_org=grant.grantee_org,
-        purpose=purposes(grant.purpose),
-        valid_from=grant.valid_from,
-        valid_until=grant.valid_until,
-        record_types=frozenset(grant.record_types),
-        communities=frozenset(grant.communities),
-        record_id=None if grant.record_id is None else record_key(grant.record_id),
-        created_block=grant.created_block,
-        revoked_block=grant.revoked_block,
-    )
 
 
 class _PurposeCodes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger_api.access.decision import AccessDecision, GrantTerms, Moment, record_key, validity
+from ledger_api.access.decision import AccessDecision, GrantTerms, Moment, validity
 from ledger_api.chain.encoding import OrganisationKind, Purpose
 
 
@@ -63,18 +63,8 @@ class Grant:
 
     def terms(self) -> GrantTerms:
         """The grant as the access rule (:mod:`ledger_api.access.decision`) takes it."""
-        spec = self.spec
-        return GrantTerms(
-            owner_org=spec.owner_org,
-            grantee_org=spec.grantee_org,
-            purpose=spec.purpose,
-            valid_from=spec.valid_from,
-            valid_until=spec.valid_until,
-            record_types=frozenset(spec.record_types),
-            communities=frozenset(spec.communities),
-            record_id=None if spec.record_id is None else record_key(spec.record_id),
-            created_block=self.created_block,
-            revoked_block=self.revoked_block,
+        return GrantTerms.of(
+            self.spec, purpose=self.spec.purpose, created_block=self.created_block, revoked_block=self.revoked_block
         )
 
     def is_valid_at(self, *, block_number: int, timestamp: int) -> bool:

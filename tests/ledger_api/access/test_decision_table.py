@@ -132,20 +132,6 @@ class World:
         return self.grant_ids.get(name, 10_000)
 
 
-def _terms(spec: GrantSpec, created_block: int) -> GrantTerms:
-    return GrantTerms(
-        owner_org=spec.owner_org,
-        grantee_org=spec.grantee_org,
-        purpose=spec.purpose,
-        valid_from=spec.valid_from,
-        valid_until=spec.valid_until,
-        record_types=frozenset(spec.record_types),
-        communities=frozenset(spec.communities),
-        record_id=spec.record_id,
-        created_block=created_block,
-    )
-
-
 def _build(w3: Web3) -> World:
     funder = w3.eth.accounts[0]
     admin = account("admin")
@@ -171,7 +157,7 @@ def _build(w3: Web3) -> World:
         spec_ = GrantSpec(owner_org=owner, grantee_org=grantee, **(fields | spec))
         grant_id, receipt = chain.create_grant(signer=signers[owner], spec=spec_)
         world.grant_ids[name] = grant_id
-        world.terms[name] = _terms(spec_, int(receipt["blockNumber"]))
+        world.terms[name] = GrantTerms.of(spec_, purpose=spec_.purpose, created_block=int(receipt["blockNumber"]))
 
     grant("scoped", record_types=(INCIDENT,), communities=(COMMUNITY_A,))
     grant("one record", record_id=record("r-1"))
