@@ -628,8 +628,9 @@ def _grant_refusal(entry: Entry, record: VerifiedRecord, context: _ReadContext) 
     decision = decide(
         terms,
         request,
-        # Held to the release time too: the gateway checks expiry against its clock when the read begins.
-        moment=Moment.at(timestamp, released - STALE_HEAD_TOLERANCE_S, block=block),
+        # Valid from the block's time on, and until the release too (the gateway checks expiry against its
+        # clock when the read begins, within the tolerance): validity starts on chain, expiry also by clock.
+        moment=Moment(block=block, earliest=timestamp, latest=max(timestamp, released - STALE_HEAD_TOLERANCE_S)),
         suspended={
             org
             for org in (record.owner_org, entry.accessor_org)

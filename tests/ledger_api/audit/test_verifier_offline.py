@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ledger_api.accesslog.entry import Entry
 from ledger_api.audit.bench import run_bench, synthetic_evidence
 from ledger_api.audit.bundle import BundleDocument, decode_bundle, encode_bundle
 from ledger_api.audit.errors import BundleUnreadable
@@ -132,3 +133,27 @@ def test_the_benchmark_measures_a_clean_synthetic_bundle() -> None:
     assert result.bundle_bytes > 0
     assert result.records_per_s > 0
     assert result.to_json()["bundle_bytes_per_100k_records"] == round(result.bundle_bytes * 50)
+
+
+def test_validity_starts_at_the_checked_block_and_ends_by_the_release_time() -> None:
+    """A grant opening at the checked block's time covers a read released a second later (the release
+    time holds a grant to its end, never to its start); released after its end, the read is not covered."""
+    evidence = synthetic_evidence(records=10, entries=5, batch=10, head_every=10)
+    first = Entry.from_leaf_data(evidence.storage.entries[0])
+    checked_at = int(first.time.timestamp())  # the checked block mined as the first read was released
+    times = {**evidence.chain.block_times, first.checked_block: checked_at}
+    (grant,) = evidence.chain.grants
+
+    def with_grant(**changes: int) -> Evidence:
+        chain = dataclasses.replace(evidence.chain, block_times=times, grants=(dataclasses.replace(grant, **changes),))
+        return dataclasses.replace(evidence, chain=chain)
+
+    assert verify(with_grant(valid_from=checked_at)).ok
+    result = verify(with_grant(valid_from=checked_at + 1))
+    assert {d.detail.split(": ", 1)[1].split(" (")[0] for d in result.discrepancies} == {
+        f"grant 1 NOT_YET_VALID at block {first.checked_block}"
+    }
+    # Reads released at +0 .. +4 s; past the end by the tolerance (2 s) from +3 s on.
+    result = verify(with_grant(valid_until=checked_at + 1))
+    assert [d.subject for d in result.discrepancies] == ["access entry #3", "access entry #4"]
+    assert all("EXPIRED when the read was released" in d.detail for d in result.discrepancies)
