@@ -20,7 +20,8 @@ What :func:`verify` checks, each failure one :class:`~ledger_api.audit.model.Dis
   ``log-segment-invalid``.
 * **Reads.** Each entry is a read by its owner, a read covered by a grant valid at its
   ``checked_block`` as the grant events give it (grantee, owner, purpose, revocation, validity window
-  at that block's timestamp, record / type / community scope from the anchored manifest, suspensions),
+  at that block's timestamp, record / type / community scope from the anchored manifest, suspensions:
+  :func:`ledger_api.access.decision.decide`, the rule the gateway's follower applies too),
   or an emergency read by an organisation kind allowed to make one (listed for review); anything else
   is ``read-not-covered`` (or ``emergency-not-permitted``). A check claimed at a block after the entry's
   own anchor is impossible and not covered either.
