@@ -80,10 +80,6 @@ class Conflict(GatewayError):
     status, problem, title = 409, "conflict", "Conflict"
 
 
-class PayloadTooLarge(GatewayError):
-    status, problem, title = 413, "payload-too-large", "Request body too large"
-
-
 class InvalidRecord(GatewayError):
     status, problem, title = 422, "invalid-record", "Invalid record"
 
