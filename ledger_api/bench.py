@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from adapters.canonical import CanonicalRecord, Location, RecordType, Source, derive_record_id
 from ledger_api.chain.anchor_writer import AnchorWriter
@@ -154,69 +155,21 @@ def run_bench(
         transactor = Transactor.from_url(node.rpc_url)
         progress("provisioning organisations and keys")
         provisioned = provision(settings=settings, transactor=transactor)
-        token = provisioned.api_keys[BENCH_ORG.org_id]
         gateway = _Gateway(settings=settings, port=free_port())
 
         progress(f"preparing {records:,} records")
-        payloads = []
-        for start in range(0, records, batch_size):
-            batch = synthetic_events(min(batch_size, records - start), owner=BENCH_ORG.org_id, start=start)
-            payloads.append(json.dumps({"records": [r.to_json_dict() for r in batch]}).encode())
-
+        payloads = _payloads(records, batch_size)
         progress(f"pushing in batches of {batch_size} from {clients} clients")
-        queue = list(reversed(payloads))
-        lock = threading.Lock()
-        failures: list[str] = []
-
-        def client() -> None:
-            with httpx.Client(
-                base_url=gateway.url,
-                timeout=120,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            ) as http:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        body = queue.pop()
-                    answer = http.post("/v1/records", content=body)
-                    if answer.status_code != 202:
-                        failures.append(f"{answer.status_code}: {answer.text[:200]}")
-
         started = time.monotonic()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _push_all(gateway.url, provisioned.api_keys[BENCH_ORG.org_id], payloads, clients=clients)
         acknowledged = time.monotonic()
-        if failures:
-            raise RuntimeError(f"{len(failures)} pushes failed; first: {failures[0]}")
-
         progress("waiting until every record is anchored")
         engine = make_engine(settings.index_url)
-        query = text(
-            "SELECT count(*) FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id "
-            "WHERE b.state = 'anchored'"
-        )
-        while True:
-            with engine.connect() as connection:
-                if connection.execute(query).scalar_one() >= records:
-                    break
-            time.sleep(0.05)
+        _wait_anchored(engine, records)
         anchored = time.monotonic()
-
-        with engine.connect() as connection:
-            rows = connection.execute(text(
-                "SELECT r.received_at, b.anchored_at FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id"
-            )).all()  # fmt: skip
-            tx_hashes = [h for (h,) in connection.execute(text("SELECT tx_hash FROM anchor_batches")).all()]
-            sample = connection.execute(text(
-                "SELECT record_id, version, blob_key, commitment FROM record_versions LIMIT 2000"
-            )).all()  # fmt: skip
-        latencies = [(_aware(b) - _aware(a)).total_seconds() for a, b in rows]
         rpc = JsonRpc(url=node.rpc_url)
-        gas = sum(int(str((rpc.receipt(h) or {})["gasUsed"]), 16) for h in tx_hashes)
+        facts = _anchoring_facts(engine, rpc)
+        engine.dispose()
 
         progress(f"naive baseline: one transaction per record for up to {naive_seconds:.0f}s")
         writer = AnchorWriter(
@@ -226,26 +179,7 @@ def run_bench(
             records_address=provisioned.deployment.address("RecordAnchors"),
             chain_id=transactor.chain_id,
         )
-        naive_count, naive_gas = 0, 0
-        naive_started = time.monotonic()
-        nonce = writer.nonces()[1]
-        for record_id, version, blob_key, commitment in sample:
-            if time.monotonic() - naive_started > naive_seconds:
-                break
-            tx = writer.sign(
-                AnchorWriter.anchor_record_calldata(
-                    bytes.fromhex(record_id), version, bytes.fromhex(blob_key), bytes.fromhex(commitment)
-                ),
-                nonce=nonce,
-            )
-            writer.broadcast(tx)
-            while (receipt := writer.receipt(tx.tx_hash)) is None:
-                time.sleep(0.01)
-            naive_gas += int(str(receipt["gasUsed"]), 16)
-            naive_count += 1
-            nonce += 1
-        naive_elapsed = time.monotonic() - naive_started
-        engine.dispose()
+        naive = _naive_baseline(writer, facts.sample, seconds=naive_seconds)
         rpc.close()
 
         read_rate, read_latencies = float("nan"), [float("nan")]
@@ -253,23 +187,23 @@ def run_bench(
             progress(f"granting {BENCH_GRANTEE.org_id} and reading {reads:,} records from {read_clients} clients")
             read_rate, read_latencies = _bench_reads(
                 gateway_url=gateway.url, rpc_url=node.rpc_url, deployment=provisioned.deployment,
-                token=provisioned.api_keys[BENCH_GRANTEE.org_id], record_ids=[str(r[0]) for r in sample],
+                token=provisioned.api_keys[BENCH_GRANTEE.org_id], record_ids=[str(r[0]) for r in facts.sample],
                 reads=reads, clients=read_clients,
             )  # fmt: skip
 
         ingest_rate = records / (anchored - started)
-        naive_rate = naive_count / naive_elapsed if naive_elapsed > 0 else float("nan")
+        naive_rate = naive.count / naive.elapsed_s if naive.elapsed_s > 0 else float("nan")
         return BenchResult(
             records=records, batch_size=batch_size, clients=clients, block_time_s=block_time_s,
             ingest_records_per_s=round(ingest_rate, 1),
             acknowledge_records_per_s=round(records / (acknowledged - started), 1),
-            naive_records_per_s=round(naive_rate, 2), naive_records=naive_count,
+            naive_records_per_s=round(naive_rate, 2), naive_records=naive.count,
             speedup=round(ingest_rate / naive_rate, 1) if naive_rate else float("nan"),
-            anchor_latency_p50_s=round(statistics.median(latencies), 3),
-            anchor_latency_p95_s=round(_percentile(latencies, 0.95), 3),
-            gas_per_record=round(gas / records, 1),
-            naive_gas_per_record=round(naive_gas / naive_count, 1) if naive_count else float("nan"),
-            batches=len(tx_hashes),
+            anchor_latency_p50_s=round(statistics.median(facts.latencies), 3),
+            anchor_latency_p95_s=round(_percentile(facts.latencies, 0.95), 3),
+            gas_per_record=round(facts.gas / records, 1),
+            naive_gas_per_record=round(naive.gas / naive.count, 1) if naive.count else float("nan"),
+            batches=facts.batches,
             reads=reads, read_clients=read_clients, reads_per_s=round(read_rate, 1),
             read_latency_p50_s=round(statistics.median(read_latencies), 3),
             read_latency_p95_s=round(_percentile(read_latencies, 0.95), 3),
@@ -279,6 +213,113 @@ def run_bench(
             gateway.stop()
         node.down()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _payloads(records: int, batch_size: int) -> list[bytes]:
+    """The push bodies: ``records`` synthetic door-access events, ``batch_size`` per request."""
+    payloads = []
+    for start in range(0, records, batch_size):
+        batch = synthetic_events(min(batch_size, records - start), owner=BENCH_ORG.org_id, start=start)
+        payloads.append(json.dumps({"records": [r.to_json_dict() for r in batch]}).encode())
+    return payloads
+
+
+def _push_all(gateway_url: str, token: str, payloads: list[bytes], *, clients: int) -> None:
+    """Push every body from ``clients`` threads at once; raise if any push was not acknowledged (202)."""
+    queue = list(reversed(payloads))
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def client() -> None:
+        with httpx.Client(
+            base_url=gateway_url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                answer = http.post("/v1/records", content=body)
+                if answer.status_code != 202:
+                    failures.append(f"{answer.status_code}: {answer.text[:200]}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} pushes failed; first: {failures[0]}")
+
+
+def _wait_anchored(engine: Engine, records: int) -> None:
+    query = text(
+        "SELECT count(*) FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id WHERE b.state = 'anchored'"
+    )
+    while True:
+        with engine.connect() as connection:
+            if connection.execute(query).scalar_one() >= records:
+                return
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _AnchoringFacts:
+    latencies: list[float]
+    """Seconds from acknowledgement to anchor, per record."""
+    gas: int
+    batches: int
+    sample: list[Any]
+    """Up to 2,000 ``(record_id, version, blob_key, commitment)`` rows, for the naive baseline and reads."""
+
+
+def _anchoring_facts(engine: Engine, rpc: JsonRpc) -> _AnchoringFacts:
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT r.received_at, b.anchored_at FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id"
+        )).all()  # fmt: skip
+        tx_hashes = [h for (h,) in connection.execute(text("SELECT tx_hash FROM anchor_batches")).all()]
+        sample = connection.execute(text(
+            "SELECT record_id, version, blob_key, commitment FROM record_versions LIMIT 2000"
+        )).all()  # fmt: skip
+    return _AnchoringFacts(
+        latencies=[(_aware(b) - _aware(a)).total_seconds() for a, b in rows],
+        gas=sum(int(str((rpc.receipt(h) or {})["gasUsed"]), 16) for h in tx_hashes),
+        batches=len(tx_hashes),
+        sample=list(sample),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Naive:
+    count: int
+    gas: int
+    elapsed_s: float
+
+
+def _naive_baseline(writer: AnchorWriter, sample: list[Any], *, seconds: float) -> _Naive:
+    """One ``anchorRecord`` transaction per record, each waited for, for up to ``seconds``."""
+    count, gas = 0, 0
+    started = time.monotonic()
+    nonce = writer.nonces()[1]
+    for record_id, version, blob_key, commitment in sample:
+        if time.monotonic() - started > seconds:
+            break
+        tx = writer.sign(
+            AnchorWriter.anchor_record_calldata(
+                bytes.fromhex(record_id), version, bytes.fromhex(blob_key), bytes.fromhex(commitment)
+            ),
+            nonce=nonce,
+        )
+        writer.broadcast(tx)
+        while (receipt := writer.receipt(tx.tx_hash)) is None:
+            time.sleep(0.01)
+        gas += int(str(receipt["gasUsed"]), 16)
+        count += 1
+        nonce += 1
+    return _Naive(count=count, gas=gas, elapsed_s=time.monotonic() - started)
 
 
 def _bench_reads(

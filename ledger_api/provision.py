@@ -15,12 +15,12 @@ from ledger_api.admin.policy import Policy, apply, plan
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment, DeploymentStore, ensure_deployed
 from ledger_api.chain.devnet import dev_account
-from ledger_api.chain.signers import SignerStore
+from ledger_api.chain.signers import LOG_WRITER_ID, SignerStore
 from ledger_api.chain.transactor import Transactor
 from ledger_api.crypto import hpke
 from ledger_api.crypto.keystore import OrgKeystore
-from ledger_api.gateway.apikeys import issue_key
-from ledger_api.gateway.services import LOG_WRITER_ID, master_secret
+from ledger_api.crypto.keystore_secret import master_secret
+from ledger_api.index.apikeys import issue_key
 from ledger_api.index.database import make_engine
 from ledger_api.settings import Settings
 

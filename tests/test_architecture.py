@@ -3,8 +3,10 @@
 - ``adapters`` imports neither web3 nor FastAPI: department formats know nothing of chain or HTTP.
 - Only ``ledger_api.chain`` speaks to the chain (web3, eth-*, solc).
 - Only ``ledger_api.gateway`` and the CLI that starts it import the web framework.
+- Domain code never imports the web layer: only ``ledger_api.gateway`` and the CLI import it.
 - The auditor's verifier reads chain and storage only, never the gateway's index.
-- No import cycles between modules (imports inside functions are deliberate late bindings; ignored).
+- No import cycles between modules, counting imports inside functions: a late import hides a cycle, it
+  does not break it (the two modules still cannot be understood, or moved, one without the other).
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ def test_only_the_gateway_imports_the_web_framework(module: str) -> None:
     assert not uses(imports(ALL_MODULES[module]), WEB_LIBRARIES)
 
 
+@pytest.mark.parametrize(
+    "module", [m for m in ALL_MODULES if not m.startswith(("ledger_api.gateway", "ledger_api.cli"))]
+)
+def test_domain_code_never_imports_the_gateway(module: str) -> None:
+    # Top-level or inside a function: either way the domain would depend on the web layer.
+    assert not {name for name in imports(ALL_MODULES[module]) if name.split(".")[:2] == ["ledger_api", "gateway"]}
+
+
 #: The one module of the auditor's package allowed to open the index: the opt-in cross-check that names
 #: edited index rows (``ledger audit verify --check-index``); the index is never evidence.
 AUDIT_INDEX_CHECK = "ledger_api.audit.index_check"
@@ -135,12 +145,16 @@ def test_importing_the_verifier_loads_no_index_at_run_time() -> None:
     assert run.stdout.strip() == "[]", run.stdout
 
 
-def test_no_import_cycles() -> None:
-    graph: dict[str, set[str]] = {}
-    for module, path in ALL_MODULES.items():
-        targets = {name for name in imports(path, top_level_only=True) if name in ALL_MODULES and name != module}
-        graph[module] = targets
+def import_graph() -> dict[str, set[str]]:
+    """Module → the ``ledger_api``/``adapters`` modules it imports anywhere in its body (``TYPE_CHECKING``
+    blocks included: they name the same dependency, only later)."""
+    return {
+        module: {name for name in imports(path) if name in ALL_MODULES and name != module}
+        for module, path in ALL_MODULES.items()
+    }
 
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -148,7 +162,7 @@ def test_no_import_cycles() -> None:
     def visit(node: str) -> None:
         state[node] = 1
         stack.append(node)
-        for target in graph[node]:
+        for target in sorted(graph[node]):
             if state.get(target) == 1:
                 cycles.append([*stack[stack.index(target) :], target])
             elif target not in state:
@@ -156,9 +170,21 @@ def test_no_import_cycles() -> None:
         stack.pop()
         state[node] = 2
 
-    for node in graph:
+    for node in sorted(graph):
         if node not in state:
             visit(node)
+    return cycles
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path: Path) -> None:
+    late = tmp_path / "late.py"
+    late.write_text("def f() -> None:\n    from ledger_api.settings import Settings\n", encoding="utf-8")
+    assert "ledger_api.settings" in imports(late)
+    assert find_cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]
+
+
+def test_no_import_cycles() -> None:
+    cycles = find_cycles(import_graph())
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 

@@ -60,7 +60,33 @@ def synthetic_evidence(*, records: int, entries: int, batch: int = 2_000, head_e
         record_types=("access_event",), communities=("330102001",), record_id=None,
         valid_from=_T0, valid_until=_T0 + 10**8, created_block=3,
     )  # fmt: skip
-    block = 10
+    anchored = _synthetic_records(records, batch=batch, first_block=11)
+    block = anchored.last_block
+    log = _synthetic_log(anchored.record_ids, entries=entries, head_every=head_every, checked_block=block)
+    block = log.last_block
+    times = {b: _T0 + b * _BLOCK_S for b in range(1, block + 1)}
+    chain = ChainFacts(
+        chain_id=31337, checkpoint_block=block, checkpoint_hash="0x" + _hex(f"block {block}"), deployment_block=1,
+        addresses={"RecordAnchors": "0x" + "11" * 20, "AccessLogAnchors": "0x" + "22" * 20},
+        organisations=organisations, grants=(grant,), receipts=tuple(anchored.receipts), heads=tuple(log.heads),
+        block_times=times,
+    )  # fmt: skip
+    storage = StorageFacts(manifests=anchored.manifests, blobs=tuple(anchored.blobs), entries=tuple(log.leaf_data))
+    return Evidence(chain=chain, storage=storage, source="synthetic")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SyntheticRecords:
+    manifests: dict[str, bytes]
+    receipts: list[AnchorReceipt]
+    blobs: list[BlobObservation]
+    record_ids: list[str]
+    last_block: int
+
+
+def _synthetic_records(records: int, *, batch: int, first_block: int) -> _SyntheticRecords:
+    """``records`` record versions of {OWNER}, anchored ``batch`` per block from ``first_block`` on."""
+    block = first_block - 1
     manifests: dict[str, bytes] = {}
     receipts: list[AnchorReceipt] = []
     blobs: list[BlobObservation] = []
@@ -98,6 +124,21 @@ def synthetic_evidence(*, records: int, entries: int, batch: int = 2_000, head_e
                 manifest_hash=key, block_number=block, transaction="0x" + _hex(f"tx {key}"), log_index=0,
             )
         )  # fmt: skip
+    return _SyntheticRecords(
+        manifests=manifests, receipts=receipts, blobs=blobs, record_ids=record_ids, last_block=block
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SyntheticLog:
+    leaf_data: list[bytes]
+    heads: list[HeadReceipt]
+    last_block: int
+
+
+def _synthetic_log(record_ids: list[str], *, entries: int, head_every: int, checked_block: int) -> _SyntheticLog:
+    """``entries`` covered reads of those records, a tree head anchored every ``head_every`` entries (and last)."""
+    block = checked_block
     leaf_data: list[bytes] = []
     heads: list[HeadReceipt] = []
     tree = MerkleTree()
@@ -119,14 +160,7 @@ def synthetic_evidence(*, records: int, entries: int, batch: int = 2_000, head_e
                     timestamp=_T0 + block * _BLOCK_S,
                 )
             )  # fmt: skip
-    times = {b: _T0 + b * _BLOCK_S for b in range(1, block + 1)}
-    chain = ChainFacts(
-        chain_id=31337, checkpoint_block=block, checkpoint_hash="0x" + _hex(f"block {block}"), deployment_block=1,
-        addresses={"RecordAnchors": "0x" + "11" * 20, "AccessLogAnchors": "0x" + "22" * 20},
-        organisations=organisations, grants=(grant,), receipts=tuple(receipts), heads=tuple(heads), block_times=times,
-    )  # fmt: skip
-    storage = StorageFacts(manifests=manifests, blobs=tuple(blobs), entries=tuple(leaf_data))
-    return Evidence(chain=chain, storage=storage, source="synthetic")
+    return _SyntheticLog(leaf_data=leaf_data, heads=heads, last_block=block)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -162,9 +162,6 @@ class ReadMatrix:
     def count(self, org_id: str, record_type: str) -> int:
         return self.counts[self.org_ids.index(org_id)][self.record_types.index(record_type)]
 
-    def row_total(self, org_id: str) -> int:
-        return sum(self.counts[self.org_ids.index(org_id)])
-
     def column_total(self, record_type: str) -> int:
         column = self.record_types.index(record_type)
         return sum(row[column] for row in self.counts)

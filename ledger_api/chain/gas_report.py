@@ -23,7 +23,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -183,21 +183,49 @@ def _measure_deployments(w3: Web3, addresses: dict[str, str], first_block: int, 
                 report.deployments.append(GasRow(contract=name, function="constructor", case="deploy", gas=gas))
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Actors:
+    """The dev accounts the measurements sign with."""
+
+    admin: LocalAccount
+    new_admin: LocalAccount
+    police: LocalAccount
+    committee: LocalAccount
+    prop: LocalAccount
+    log_writer: LocalAccount
+    spare: LocalAccount
+    auditor: LocalAccount
+
+
+REG, GRANTS, RECORDS, LOG = "OrganisationRegistry", "GrantRegistry", "RecordAnchors", "AccessLogAnchors"
+POLICE_ID, COMMITTEE_ID = "PS-XIHU-01", "CM-XIHU-01"
+COMMUNITIES = ("330102001", "330106002", "330106003")
+
+
 def measure(rpc_url: str) -> GasReport:
     """Deploy on the node at ``rpc_url`` (a fresh dev chain) and measure everything."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
     transactor = Transactor(w3=w3)
-    admin, new_admin, police, committee, prop, log_writer, spare, auditor = (dev_account(i) for i in range(8))
-    deployment = deploy_contracts(transactor=transactor, admin=admin, log_writer=log_writer.address)
+    actors = _Actors(**{f.name: dev_account(i) for i, f in enumerate(fields(_Actors))})  # accounts 0..7, in order
+    deployment = deploy_contracts(transactor=transactor, admin=actors.admin, log_writer=actors.log_writer.address)
     report = GasReport(chain_id=transactor.chain_id, compiler=compiler_version())
     _measure_deployments(w3, deployment.addresses, deployment.block_number, report)
     ledger = LedgerChain(transactor=transactor, deployment=deployment)
     m = _Meter(ledger, report)
-    reg, grants, records, log = "OrganisationRegistry", "GrantRegistry", "RecordAnchors", "AccessLogAnchors"
-    b32 = code_to_bytes32
+    _measure_organisations(m, actors)
+    _measure_roles(m, w3, actors)
+    _measure_grants(m, ledger.latest_timestamp(), actors)
+    batch_leaves = _measure_record_anchors(m, report, actors)
+    log_leaves = _measure_log_anchors(m, actors)
+    _measure_views(m, batch_leaves, log_leaves)
+    _require_complete(report)
+    return report
 
-    # Organisations.
-    community_a, community_b, community_c = (b32(c) for c in ("330102001", "330106002", "330106003"))
+
+def _measure_organisations(m: _Meter, a: _Actors) -> None:
+    admin, police, committee, prop, spare, auditor = a.admin, a.police, a.committee, a.prop, a.spare, a.auditor
+    reg, b32 = REG, code_to_bytes32
+    community_a, community_b, community_c = (b32(c) for c in COMMUNITIES)
     m.tx(
         reg,
         "registerOrganisation",
@@ -240,7 +268,10 @@ def measure(rpc_url: str) -> GasReport:
     m.tx(reg, "suspendOrganisation", "active organisation", admin, b32("AU-CITY-01"))
     m.tx(reg, "reinstateOrganisation", "suspended organisation", admin, b32("AU-CITY-01"))
 
-    # Roles and the two-step admin hand-over (OpenZeppelin AccessControlDefaultAdminRules).
+
+def _measure_roles(m: _Meter, w3: Web3, a: _Actors) -> None:
+    """Roles and the two-step admin hand-over (OpenZeppelin AccessControlDefaultAdminRules)."""
+    admin, new_admin, auditor, reg = a.admin, a.new_admin, a.auditor, REG
     m.tx(reg, "grantRole", "LOG_WRITER_ROLE to a new account", admin, LOG_WRITER_ROLE, auditor.address)
     m.tx(reg, "revokeRole", "LOG_WRITER_ROLE", admin, LOG_WRITER_ROLE, auditor.address)
     m.tx(reg, "grantRole", "ORG_ADMIN_ROLE to a new account", admin, ORG_ADMIN_ROLE, auditor.address)
@@ -255,9 +286,11 @@ def measure(rpc_url: str) -> GasReport:
     m.tx(reg, "changeDefaultAdminDelay", "0 -> 1 day", new_admin, DAY)
     m.tx(reg, "rollbackDefaultAdminDelay", "pending change", new_admin)
 
-    # Grants (the hand-over moved ORG_ADMIN_ROLE with DEFAULT_ADMIN_ROLE: `new_admin` is the org admin now).
-    now = ledger.latest_timestamp()
-    police_id, committee_id = "PS-XIHU-01", "CM-XIHU-01"
+
+def _measure_grants(m: _Meter, now: int, a: _Actors) -> None:
+    """Grants (the hand-over moved ORG_ADMIN_ROLE with DEFAULT_ADMIN_ROLE: ``new_admin`` is the org admin now)."""
+    police, new_admin, grants = a.police, a.new_admin, GRANTS
+    police_id, committee_id = POLICE_ID, COMMITTEE_ID
     m.tx(grants, "createGrant", "owner signer, any scope", police, _grant_request(police_id, committee_id, now))
     m.tx(
         grants,
@@ -290,8 +323,11 @@ def measure(rpc_url: str) -> GasReport:
     m.tx(grants, "revokeGrant", "by the owner signer", police, 1)
     m.tx(grants, "revokeGrant", "by an org admin", new_admin, 3)
 
-    # Record anchors.
-    police_b32 = b32(police_id)
+
+def _measure_record_anchors(m: _Meter, report: GasReport, a: _Actors) -> dict[int, list[bytes]]:
+    """Single and batch anchors; returns the leaves of each batch, for the proofs the views check."""
+    police, committee, records, b32 = a.police, a.committee, RECORDS, code_to_bytes32
+    police_b32 = b32(POLICE_ID)
     m.tx(records, "anchorRecord", "version 1", police, _digest("id-1"), 1, _digest("ct-1"), _digest("c-1"))
     m.tx(records, "anchorRecord", "version 2 of the same record", police,
          _digest("id-1"), 2, _digest("ct-2"), _digest("c-2"))  # fmt: skip
@@ -317,15 +353,25 @@ def measure(rpc_url: str) -> GasReport:
     proof_root = _root(batch_leaves[PROOF_TREE_SIZE])
     m.tx(records, "anchorBatch", f"same root as another owner's batch of {PROOF_TREE_SIZE}", committee, proof_root,
          PROOF_TREE_SIZE, _digest("m-other"))  # fmt: skip
+    return batch_leaves
 
-    # Access-log anchors.
+
+def _measure_log_anchors(m: _Meter, a: _Actors) -> list[bytes]:
+    """Access-log tree heads; returns the log's leaves."""
+    log_writer, log = a.log_writer, LOG
     log_leaves = [_leaf_hash(f"access entry {i}".encode()) for i in range(PROOF_TREE_SIZE)]
     m.tx(
         log, "anchorTreeHead", "first head", log_writer, PROOF_TREE_SIZE // 2, _root(log_leaves[: PROOF_TREE_SIZE // 2])
     )
     m.tx(log, "anchorTreeHead", "later head", log_writer, PROOF_TREE_SIZE, _root(log_leaves))  # fmt: skip
+    return log_leaves
 
-    # Views (eth_estimateGas).
+
+def _measure_views(m: _Meter, batch_leaves: dict[int, list[bytes]], log_leaves: list[bytes]) -> None:
+    """Views, by ``eth_estimateGas``."""
+    grants, records, log, b32 = GRANTS, RECORDS, LOG, code_to_bytes32
+    police_b32, committee_id, community_a = b32(POLICE_ID), COMMITTEE_ID, b32(COMMUNITIES[0])
+    proof_root = _root(batch_leaves[PROOF_TREE_SIZE])
     check = (2, b32(committee_id), police_b32, _digest("r"), b32("incident"), community_a, int(Purpose.INVESTIGATION))
     m.view(grants, "accessDecision", "Allowed, scoped grant", *check)
     m.view(grants, "isAuthorised", "Allowed, scoped grant", *check)
@@ -363,9 +409,6 @@ def measure(rpc_url: str) -> GasReport:
         _root(log_leaves),
     )
     m.view(log, "isEntryIncluded", f"head of {PROOF_TREE_SIZE}", 1, log_leaves[index], index, proof)  # fmt: skip
-
-    _require_complete(report)
-    return report
 
 
 def _require_complete(report: GasReport) -> None:

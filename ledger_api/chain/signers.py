@@ -16,6 +16,10 @@ from eth_account.signers.local import LocalAccount
 from ledger_api.chain.devnet import DEVNET_CHAIN_ID, dev_account, dev_private_keys
 from ledger_api.errors import ConfigurationError
 
+#: Id under which a gateway keeps its access-log writer's signer (never an organisation id: those cannot
+#: start with "@").
+LOG_WRITER_ID = "@log-writer"
+
 #: A transaction signer held in memory; other packages name it without importing eth_account.
 Signer = LocalAccount
 

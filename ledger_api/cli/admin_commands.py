@@ -125,7 +125,7 @@ def run_org_register(args: argparse.Namespace) -> int:
 
 def _enrolled_key(ctx: CliContext, org_id: str) -> bytes:
     from ledger_api.crypto.keystore import OrgKeystore
-    from ledger_api.gateway.services import master_secret
+    from ledger_api.crypto.keystore_secret import master_secret
 
     secret = master_secret(ctx.settings, chain_id=ctx.transactor.chain_id)
     keystore = OrgKeystore.open(ctx.settings.keystore_dir, master_secret=secret, demo=True)

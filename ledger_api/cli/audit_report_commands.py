@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger_api.cli import audit_source
+from ledger_api.cli.audit_source import add_source_arguments, cannot_run
 from ledger_api.errors import ConfigurationError, LedgerError
 
 if TYPE_CHECKING:
@@ -40,8 +42,6 @@ _CONSORTIUM_KEY_SIZE = 32
 
 def add_report_commands(audit_commands: Any) -> None:
     """Add ``report``, ``subject`` and ``consortium-key`` to the ``ledger audit`` sub-commands."""
-    from ledger_api.cli.audit_commands import add_source_arguments
-
     report = audit_commands.add_parser(
         "report", help="write the audit report (JSON and/or HTML); exit 1 on any discrepancy"
     )
@@ -71,14 +71,6 @@ def add_report_commands(audit_commands: Any) -> None:
     export.set_defaults(handler=run_consortium_key)
 
 
-def _cannot_run(message: str) -> SystemExit:
-    """One line on stderr and exit status 2, as ``ledger audit verify`` does (1 means "discrepancies")."""
-    from ledger_api.cli.audit_commands import USAGE_EXIT
-
-    print(f"ledger: error: {message}", file=sys.stderr)
-    return SystemExit(USAGE_EXIT)
-
-
 def write_report(report: Report, out: Path, *, formats: str = "both") -> list[Path]:
     """Write the report's JSON and/or HTML into ``out`` (created if missing); return the paths written."""
     from ledger_api.audit.html import render_html
@@ -101,13 +93,12 @@ def write_report(report: Report, out: Path, *, formats: str = "both") -> list[Pa
 
 def run_report(args: argparse.Namespace) -> int:
     from ledger_api.audit.report import build_report
-    from ledger_api.cli.audit_commands import obtain_result
 
-    report = build_report(obtain_result(args))
+    report = build_report(audit_source.obtain_result(args))
     try:
         written = write_report(report, args.out, formats=args.format)
     except LedgerError as exc:
-        raise _cannot_run(str(exc)) from None
+        raise cannot_run(str(exc)) from None
     for path in written:
         print(path)
     s = report.summary
@@ -139,16 +130,15 @@ def parse_consortium_key(env_var: str) -> bytes:
 def run_subject(args: argparse.Namespace) -> int:
     from adapters.canonical import normalise_id_number
     from ledger_api.audit.subject import subject_access
-    from ledger_api.cli.audit_commands import obtain_result
 
     try:
         key = parse_consortium_key(args.consortium_key_env)
         normalise_id_number(args.id_number)  # before the audit, which can take a while: a typo fails at once
     except ConfigurationError as exc:
-        raise _cannot_run(str(exc)) from None
+        raise cannot_run(str(exc)) from None
     except ValueError as exc:
-        raise _cannot_run(f"invalid --id-number: {exc}") from None
-    report = subject_access(obtain_result(args), id_number=args.id_number, consortium_key=key)
+        raise cannot_run(f"invalid --id-number: {exc}") from None
+    report = subject_access(audit_source.obtain_result(args), id_number=args.id_number, consortium_key=key)
     print(report.to_json() if args.json else report.to_text(), end="" if args.json else "\n")
     if not report.audit_ok:
         print("ledger: the audit found discrepancies: this list may be incomplete (see ledger audit report)",
@@ -160,18 +150,18 @@ def run_subject(args: argparse.Namespace) -> int:
 def run_consortium_key(args: argparse.Namespace) -> int:
     from ledger_api.cli.context import CliContext
     from ledger_api.crypto.keystore import OrgKeystore
-    from ledger_api.gateway.services import master_secret
+    from ledger_api.crypto.keystore_secret import master_secret
 
     ctx = CliContext.from_args(args)
     directory = ctx.settings.keystore_dir
     # Opening would create an empty keystore with a fresh key, which no record was ever indexed under.
     if not (directory / "keystore.json").is_file():
-        raise _cannot_run(f"no keystore at {directory}: run this where the gateway runs (LEDGER_HOME)")
+        raise cannot_run(f"no keystore at {directory}: run this where the gateway runs (LEDGER_HOME)")
     try:
         secret = master_secret(ctx.settings, chain_id=ctx.transactor.chain_id)
         key = OrgKeystore.open(directory, master_secret=secret, demo=True).consortium_key()
     except LedgerError as exc:
-        raise _cannot_run(str(exc)) from None
+        raise cannot_run(str(exc)) from None
     print(key.hex())
     if sys.stdout.isatty():
         print("ledger: this is a secret: pass it to the auditor over a private channel", file=sys.stderr)

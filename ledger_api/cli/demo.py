@@ -43,6 +43,7 @@ from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.devnet import dev_account, free_port
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
+from ledger_api.chain.signers import Signer
 from ledger_api.cli.context import CliContext
 from ledger_api.cli.demo_data import (
     COMMITTEE,
@@ -178,6 +179,24 @@ def _story(ctx: CliContext, steps: _Steps, *, samples: Path) -> None:
 
 
 def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Client], *, url: str, samples: Path) -> None:
+    pushed = _push_exports(steps, apis, url=url, samples=samples)
+    target = _incident_for_the_committee(pushed[POLICE])
+    police = dev_account(next(o.account for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
+    steps("The police grants the committee its incidents in community " + COMMUNITY_B + ", for elderly care")
+    grant_id = _grant(chain, police)
+    _granted_read(steps, apis, target, grant_id=grant_id, url=url)
+    _refused_reads(chain, steps, apis, target, police=police, grant_id=grant_id)
+    _emergency_read(steps, apis, pushed[COMMITTEE][0], url=url)
+    _feed(chain, steps, apis, police=police, url=url)
+    steps("Where to check")
+    print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
+    print("    grants and organisations: ledger grants list --all; ledger org list")
+
+
+def _push_exports(
+    steps: _Steps, apis: dict[str, httpx.Client], *, url: str, samples: Path
+) -> dict[str, list[CanonicalRecord]]:
+    """Each organisation pushes its export; wait until every organisation's records are anchored."""
     exports, from_samples = department_exports(samples)
     source = f"their sample exports in {samples}" if from_samples else f"built-in exports ({samples} is absent)"
     steps(f"The three organisations push records through the HTTP API, from {source}")
@@ -191,12 +210,12 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
             f"{status['block_number']}, tx {status['transaction']}"
         )
     print(f"    check: GET {url}/v1/records/{pushed[POLICE][-1].record_id}/status (as {POLICE})")
+    return pushed
 
-    target = _incident_for_the_committee(pushed[POLICE])
-    police = dev_account(next(o.account for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
-    steps("The police grants the committee its incidents in community " + COMMUNITY_B + ", for elderly care")
-    grant_id = _grant(chain, police)
 
+def _granted_read(
+    steps: _Steps, apis: dict[str, httpx.Client], target: CanonicalRecord, *, grant_id: int, url: str
+) -> None:
     steps(f"The committee reads police incident {target.record_id[:16]}… for elderly care under grant #{grant_id}")
     read = _read(apis[COMMITTEE], target.record_id, grant=grant_id)
     if read.status_code != 200:
@@ -222,6 +241,17 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
         f"{head['block_number']}, tx {head['transaction']}"
     )
 
+
+def _refused_reads(
+    chain: LedgerChain,
+    steps: _Steps,
+    apis: dict[str, httpx.Client],
+    target: CanonicalRecord,
+    *,
+    police: Signer,
+    grant_id: int,
+) -> None:
+    """No grant, then a revoked grant: both reads are refused."""
     steps(f"{PROPERTY} holds no grant from the police and reads the same incident")
     refused = _read(apis[PROPERTY], target.record_id, grant=None)
     if refused.status_code not in REFUSALS:
@@ -236,7 +266,8 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
         raise DemoError(f"a read under the revoked grant answered {_problem(again)}, not a refusal")
     print(f"    refused at once: {_problem(again)}")
 
-    hazard = pushed[COMMITTEE][0]
+
+def _emergency_read(steps: _Steps, apis: dict[str, httpx.Client], hazard: CanonicalRecord, *, url: str) -> None:
     steps(f"The police reads a committee {hazard.record_type} in an emergency, with no grant")
     urgent = apis[POLICE].get(f"/v1/records/{hazard.record_id}", params={"purpose": "emergency_response"})
     if urgent.status_code != 200:
@@ -248,6 +279,8 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
     )
     print(f"    check: GET {url}/v1/review/emergency-reads (as {COMMITTEE}, the record's owner)")
 
+
+def _feed(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Client], *, police: Signer, url: str) -> None:
     steps("Under a new grant the committee subscribes to the feed; the police pushes a new incident")
     feed_grant = _grant(chain, police)
     seconds, event = _feed_delivers(apis[COMMITTEE], apis[POLICE], url=url)
@@ -257,10 +290,6 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
     )
     chain.revoke_grant(signer=police, grant_id=feed_grant)
     print(f"    grant #{feed_grant} revoked again: the next run grants afresh")
-
-    steps("Where to check")
-    print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
-    print("    grants and organisations: ledger grants list --all; ledger org list")
 
 
 def _push_export(api: httpx.Client, export: DepartmentExport) -> list[CanonicalRecord]:

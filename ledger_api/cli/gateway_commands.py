@@ -101,7 +101,7 @@ def _engine(ctx: CliContext) -> Any:
 def run_enrol(args: argparse.Namespace) -> int:
     from ledger_api.chain.signers import SignerStore
     from ledger_api.crypto.keystore import OrgKeystore
-    from ledger_api.gateway.services import master_secret
+    from ledger_api.crypto.keystore_secret import master_secret
 
     ctx = CliContext.from_args(args)
     secret = master_secret(ctx.settings, chain_id=ctx.transactor.chain_id)
@@ -132,7 +132,7 @@ def run_enrol(args: argparse.Namespace) -> int:
 
 
 def run_apikey_issue(args: argparse.Namespace) -> int:
-    from ledger_api.gateway.apikeys import issue_key
+    from ledger_api.index.apikeys import issue_key
 
     issued = issue_key(_engine(CliContext.from_args(args)), org_id=args.org_id, label=args.label)
     print(f"API key for {issued.org_id} (id {issued.key_id}); store it now, it is not shown again:")
@@ -141,7 +141,7 @@ def run_apikey_issue(args: argparse.Namespace) -> int:
 
 
 def run_apikey_revoke(args: argparse.Namespace) -> int:
-    from ledger_api.gateway.apikeys import revoke_key
+    from ledger_api.index.apikeys import revoke_key
 
     if not revoke_key(_engine(CliContext.from_args(args)), key_id=args.key_id):
         raise ConfigurationError(f"no active API key {args.key_id}")
@@ -150,7 +150,7 @@ def run_apikey_revoke(args: argparse.Namespace) -> int:
 
 
 def run_apikey_list(args: argparse.Namespace) -> int:
-    from ledger_api.gateway.apikeys import list_keys
+    from ledger_api.index.apikeys import list_keys
 
     keys = list_keys(_engine(CliContext.from_args(args)))
     rows = [

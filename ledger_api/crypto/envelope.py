@@ -33,16 +33,12 @@ Blob format v1 (big-endian integers; ``text`` = 1-byte length + 1..255 UTF-8 byt
 Wrapped keys are sorted by ``(org_id UTF-8, key_index)`` and unique, so every blob has exactly one
 encoding. The parser is strict (unknown version, truncation, trailing bytes, unsorted wraps all fail).
 
-**Grantee wraps and the anchor.** The anchored hash covers the whole blob, wrapped keys included, so
-:func:`add_recipient` (a new wrap inside the blob) changes the blob's bytes and hash: the new blob no longer
-matches the anchor and is a new storage object. Two ways to use it:
-
-* keep the anchored blob immutable and hand grantees a *detached* wrap (:func:`wrap_for_recipient`,
-  :meth:`WrappedKey.encode`), stored beside the blob (index or a side object) and passed to
-  :func:`open_record` via ``extra_wraps``. The detached wrap is bound to the blob by its HPKE ``info``
-  (header and nonce), so it cannot be re-pointed at another record. This is the recommended choice: it
-  keeps "one record version = one anchored hash" and grants stay revocable without touching storage;
-* or rewrite the blob with :func:`add_recipient` and anchor (or record) the new hash as a successor.
+**Grantee wraps and the anchor.** The anchored hash covers the whole blob, wrapped keys included, so a
+new wrap inside the blob would change its bytes and hash. A reader added later gets a *detached* wrap
+instead (:func:`wrap_for_recipient`, :meth:`WrappedKey.encode`), stored beside the blob (index or a side
+object) and passed to :func:`open_record` via ``extra_wraps``. The detached wrap is bound to the blob by its
+HPKE ``info`` (header and nonce), so it cannot be re-pointed at another record: "one record version = one
+anchored hash" holds, and grants stay revocable without touching storage.
 
 The authenticity of the header, nonce and ciphertext never depends on the wraps: AES-GCM authenticates
 them. A flipped bit in *another* reader's wrap is invisible to this reader unless the caller passes the
@@ -100,7 +96,6 @@ __all__ = [
     "RecordHeader",
     "SealedRecord",
     "WrappedKey",
-    "add_recipient",
     "blob_hash",
     "compute_commitment",
     "open_record",
@@ -655,36 +650,6 @@ def wrap_for_recipient(
     """A *detached* wrap of the blob's data key for ``recipient``; the blob (and its hash) stay unchanged."""
     parsed, data_key = _recover_for_rewrap(blob, opener_org, opener_key_index, opener_private_key)
     return _wrap(parsed.header, parsed.nonce, data_key, recipient)
-
-
-def add_recipient(
-    blob: bytes,
-    *,
-    opener_org: str,
-    opener_key_index: int,
-    opener_private_key: bytes,
-    recipient: RecipientKey,
-) -> bytes:
-    """A new blob that also wraps the data key for ``recipient`` (no re-encryption of the record).
-
-    The result has a different SHA-256 than ``blob``: it no longer matches the anchor of the original.
-    If ``recipient`` (same org and key index) already has a wrap, ``blob`` is returned unchanged.
-    """
-    parsed, data_key = _recover_for_rewrap(blob, opener_org, opener_key_index, opener_private_key)
-    if parsed.wrapped_key_for(recipient.org_id, recipient.key_index) is not None:
-        return bytes(blob)
-    wraps = sorted(
-        (*parsed.wrapped_keys, _wrap(parsed.header, parsed.nonce, data_key, recipient)),
-        key=lambda wrap: wrap.sort_key,
-    )
-    return ParsedBlob(
-        format_version=parsed.format_version,
-        header=parsed.header,
-        nonce=parsed.nonce,
-        ciphertext=parsed.ciphertext,
-        wrapped_keys=tuple(wraps),
-        shredded=False,
-    ).encode()
 
 
 def shred(blob: bytes) -> bytes:

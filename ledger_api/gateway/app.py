@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from adapters.canonical import CanonicalRecord
 from ledger_api import __version__
-from ledger_api.gateway.apikeys import RecentKeys
 from ledger_api.gateway.limits import BodySizeLimit
 from ledger_api.gateway.problems import install_problem_handlers
 from ledger_api.gateway.routers import (
@@ -27,6 +26,7 @@ from ledger_api.gateway.routers import (
 )
 from ledger_api.gateway.schemas import BlindIndexRequest, Problem, PushBatch
 from ledger_api.gateway.services import GatewayServices
+from ledger_api.index.apikeys import RecentKeys
 
 API_PREFIX = "/v1"
 

@@ -11,9 +11,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ledger_api.gateway.apikeys import RecentKeys, organisation_for_token
 from ledger_api.gateway.problems import Unauthenticated
 from ledger_api.gateway.services import GatewayServices
+from ledger_api.index.apikeys import RecentKeys, organisation_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="An API key issued with `ledger apikey issue ORG`.")
 
@@ -35,7 +35,7 @@ async def current_org(
     """Every request is tied to exactly one registered organisation by its API key.
 
     async, with the lookup in a worker thread only when the key is not among the recently seen ones
-    (:class:`~ledger_api.gateway.apikeys.RecentKeys`)."""
+    (:class:`~ledger_api.index.apikeys.RecentKeys`)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
     token = credentials.credentials

@@ -1,12 +1,15 @@
 """RFC 9457 problem details: the one place where errors become HTTP answers.
 
-Domain errors carry no HTTP knowledge; :func:`install_problem_handlers` maps each error family to a
-status once, at the boundary, and every error answer has ``Content-Type: application/problem+json``.
+Domain errors carry no HTTP knowledge; :data:`PROBLEMS` maps each error family to a status, type, title
+and detail once, at the boundary, and :func:`install_problem_handlers` answers every error with
+``Content-Type: application/problem+json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.errors import LedgerError
+from ledger_api.gateway.schemas import UPLOAD_FILE_NAME
+from ledger_api.records.erasure import ErasureNotAllowed
+from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, VersionConflict
+from ledger_api.records.reading import ReadRefused, RecordErased, RecordNotVisible
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://ledger.example/problems/"
@@ -48,11 +56,7 @@ def problem_responses(*statuses: int, descriptions: Mapping[int, str] | None = N
 
 
 class GatewayError(LedgerError):
-    """An error the gateway answers with a specific status and problem type."""
-
-    status = 400
-    problem = "bad-request"
-    title = "Bad request"
+    """A refusal of the gateway's own (a request it cannot serve), answered as :data:`PROBLEMS` says."""
 
     def __init__(self, detail: str, *, errors: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(detail)
@@ -61,35 +65,101 @@ class GatewayError(LedgerError):
 
 
 class Unauthenticated(GatewayError):
-    status, problem, title = 401, "unauthenticated", "Authentication required"
+    """No or an unknown API key."""
 
 
 class Forbidden(GatewayError):
-    status, problem, title = 403, "forbidden", "Not allowed"
+    """The caller's organisation may not do this."""
 
 
 class NotFound(GatewayError):
-    status, problem, title = 404, "not-found", "Not found"
+    """Nothing under that name the caller may see."""
 
 
 class Gone(GatewayError):
-    status, problem, title = 410, "gone", "Gone"
+    """It existed and was removed for good."""
 
 
 class Conflict(GatewayError):
-    status, problem, title = 409, "conflict", "Conflict"
-
-
-class PayloadTooLarge(GatewayError):
-    status, problem, title = 413, "payload-too-large", "Request body too large"
+    """Not possible in the current state; retrying later may succeed."""
 
 
 class InvalidRecord(GatewayError):
-    status, problem, title = 422, "invalid-record", "Invalid record"
+    """The request is well-formed HTTP but its content is invalid."""
 
 
 class Unavailable(GatewayError):
-    status, problem, title = 503, "unavailable", "Service unavailable"
+    """A backend the answer needs is unavailable or inconsistent."""
+
+
+def _message(exc: Exception, request: Request) -> str:
+    return str(exc)
+
+
+def _in_the_uploaded_file(exc: Exception, request: Request) -> str:
+    # An adapter error is about the whole file: name it as the uploader did (the router's query parameter).
+    return f"{request.query_params.get('file_name', UPLOAD_FILE_NAME)}: {exc}"
+
+
+def _carried_errors(exc: Exception) -> list[dict[str, Any]]:
+    return list(getattr(exc, "errors", ()))
+
+
+def _no_errors(exc: Exception) -> list[dict[str, Any]]:
+    return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """How one family of errors is answered (RFC 9457 §3.1: ``type`` is :data:`PROBLEM_BASE` + ``slug``)."""
+
+    status: int
+    slug: str
+    title: str
+    detail: Callable[[Exception, Request], str] = _message
+    errors: Callable[[Exception], list[dict[str, Any]]] = _no_errors
+    """Per-item problems (``errors`` member, an RFC 9457 §3.2 extension) when the error carries them."""
+
+
+_NOT_FOUND = Problem(status=404, slug="not-found", title="Not found")
+_FORBIDDEN = Problem(status=403, slug="forbidden", title="Not allowed")
+_GONE = Problem(status=410, slug="gone", title="Gone")
+_CONFLICT = Problem(status=409, slug="conflict", title="Conflict")
+_INVALID = Problem(status=422, slug="invalid-record", title="Invalid record", errors=_carried_errors)
+_UNAVAILABLE = Problem(status=503, slug="unavailable", title="Service unavailable")
+
+#: The one translation of errors into problem details. Routers raise domain errors (or a
+#: :class:`GatewayError` of their own) and let them propagate; the most specific class of an error that is
+#: listed here decides the answer. Any other :class:`LedgerError` is a backend failure (503).
+PROBLEMS: Mapping[type[Exception], Problem] = {
+    # the gateway's own refusals
+    GatewayError: Problem(status=400, slug="bad-request", title="Bad request", errors=_carried_errors),
+    Unauthenticated: Problem(status=401, slug="unauthenticated", title="Authentication required"),
+    Forbidden: _FORBIDDEN,
+    NotFound: _NOT_FOUND,
+    Gone: _GONE,
+    Conflict: _CONFLICT,
+    InvalidRecord: _INVALID,
+    Unavailable: _UNAVAILABLE,
+    # reads: an invisible record is indistinguishable from a missing one (DESIGN.md, Privacy)
+    RecordNotVisible: _NOT_FOUND,
+    ReadRefused: _FORBIDDEN,
+    RecordErased: _GONE,
+    ErasureNotAllowed: _NOT_FOUND,
+    # pushes and imports
+    OrganisationNotEnrolled: _UNAVAILABLE,
+    VersionConflict: _CONFLICT,
+    IngestError: _INVALID,
+    UnknownAdapterError: _NOT_FOUND,
+    AdapterError: dataclasses.replace(_INVALID, detail=_in_the_uploaded_file),
+    # anything else the domain raises: the chain, storage, keys or index failed
+    LedgerError: Problem(status=503, slug="upstream-error", title="Ledger backend error"),
+}
+
+
+def problem_for(exc: Exception) -> Problem:
+    """The :data:`PROBLEMS` entry of the most specific listed class of ``exc``."""
+    return next(PROBLEMS[cls] for cls in type(exc).__mro__ if cls in PROBLEMS)
 
 
 def problem_response(
@@ -118,18 +188,12 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, GatewayError)
-        extra = {"errors": exc.errors} if exc.errors else None
+    async def listed_error(request: Request, exc: Exception) -> JSONResponse:
+        problem = problem_for(exc)
+        errors = problem.errors(exc)
         return problem_response(
-            status=exc.status, problem=exc.problem, title=exc.title, detail=exc.detail,
-            instance=request.url.path, extra=extra,
-        )  # fmt: skip
-
-    async def ledger_error(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(
-            status=503, problem="upstream-error", title="Ledger backend error", detail=str(exc),
-            instance=request.url.path,
+            status=problem.status, problem=problem.slug, title=problem.title, detail=problem.detail(exc, request),
+            instance=request.url.path, extra={"errors": errors} if errors else None,
         )  # fmt: skip
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,7 +217,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail=str(exc.detail), instance=request.url.path, headers=exc.headers,
         )  # fmt: skip
 
-    app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(LedgerError, ledger_error)
+    for root in {cls for cls in PROBLEMS if not any(issubclass(cls, other) for other in PROBLEMS if other is not cls)}:
+        app.add_exception_handler(root, listed_error)  # one handler; it looks the most specific class up
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

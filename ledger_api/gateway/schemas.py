@@ -10,6 +10,9 @@ from adapters.canonical import CanonicalRecord
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+#: The file name of an uploaded export when the request names none (``/v1/import?file_name=``).
+UPLOAD_FILE_NAME = "upload"
+
 
 class PushBatch(BaseModel):
     model_config = _FROZEN

@@ -17,9 +17,10 @@ from ledger_api.chain.devnet import DEVNET_CHAIN_ID
 from ledger_api.chain.encoding import OrganisationKind
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
-from ledger_api.chain.signers import SignerStore
+from ledger_api.chain.signers import LOG_WRITER_ID, SignerStore
 from ledger_api.chain.tree_heads import TreeHeadWriter
-from ledger_api.crypto.keystore import DEMO_MASTER_SECRET, OrgKeystore, require_real_secret
+from ledger_api.crypto.keystore import OrgKeystore
+from ledger_api.crypto.keystore_secret import master_secret
 from ledger_api.index.database import make_engine
 from ledger_api.records.ingest import IngestService
 from ledger_api.records.reading import ReadService
@@ -27,15 +28,6 @@ from ledger_api.settings import Settings
 from ledger_api.storage import BlobStore, S3BlobStore, blob_store_from_settings
 
 log = logging.getLogger(__name__)
-
-
-def master_secret(settings: Settings, *, chain_id: int) -> str:
-    """The keystore secret; the public demo placeholder only on the devnet or with LEDGER_DEMO=1."""
-    demo = settings.demo or chain_id == DEVNET_CHAIN_ID
-    secret = settings.master_secret.get_secret_value() if settings.master_secret else None
-    if secret is None and demo:
-        return DEMO_MASTER_SECRET
-    return require_real_secret(secret, demo=demo)
 
 
 @dataclass(kw_only=True)
@@ -157,8 +149,7 @@ class GatewayServices:
         self.engine.dispose()
 
 
-#: Ids under which the gateway keeps its own keys (never organisation ids: those cannot start with "@").
-LOG_WRITER_ID = "@log-writer"
+#: Id under which the gateway keeps its own HPKE key (never an organisation id: those cannot start with "@").
 GATEWAY_KEY_ID = "@gateway"
 
 

@@ -11,8 +11,8 @@ from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.signers import SignerStore
 from ledger_api.crypto import hpke
 from ledger_api.crypto.keystore import OrgKeystore
+from ledger_api.crypto.keystore_secret import master_secret
 from ledger_api.errors import ConfigurationError
-from ledger_api.gateway.services import master_secret
 from ledger_api.settings import Settings
 
 

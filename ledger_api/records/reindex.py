@@ -26,7 +26,7 @@ What a rebuild keeps:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert
@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from adapters.canonical import CanonicalRecord
 from ledger_api.chain.deploy import Deployment
-from ledger_api.chain.events import iter_events
+from ledger_api.chain.events import DecodedEvent, iter_events
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.crypto.envelope import RecordHeader, open_record, parse_blob
 from ledger_api.crypto.errors import EnvelopeError
@@ -88,49 +88,10 @@ def reindex(
     deployment: Deployment,
     progress: Callable[[str], object] = lambda _m: None,
 ) -> ReindexReport:
-    skipped: list[str] = []
     consortium_key = keystore.consortium_key()
-    now = datetime.now(UTC)
-    batch_rows: list[dict[str, object]] = []
-    entries: dict[VersionKey, _Entry] = {}
-    # Anchored leaves whose blob is gone: erased (resolved by the storage scan below), or lost.
-    blob_missing: dict[VersionKey, tuple[RecordLeaf, LeafMetadata, int, int]] = {}
     Erasure.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     old_erased_rows, erasure_rows = _erasure_evidence(engine)
-
-    def load(blob_key: str, owner: str, blob: bytes | None = None) -> _Entry | None:
-        try:
-            blob = blobs.get(blob_key) if blob is None else blob
-            parsed = parse_blob(blob)
-            wrap = next(w for w in parsed.wrapped_keys if w.org_id == owner)
-            opened = open_record(
-                blob,
-                org_id=owner,
-                key_index=wrap.key_index,
-                private_key=keystore.private_key(owner, wrap.key_index),
-                expected_hash=blob_key,
-                commitment_scheme=RECORD_COMMITMENT,
-            )
-            record = CanonicalRecord.model_validate_json(opened.plaintext)
-        except (LedgerError, StopIteration, ValueError) as exc:
-            skipped.append(f"blob {blob_key}: {exc or type(exc).__name__}")
-            return None
-        row: dict[str, object] = {
-            "record_id": parsed.header.record_id,
-            "version": parsed.header.version,
-            "owner_org": owner,
-            "record_type": parsed.header.record_type,
-            "community_code": record.community_code,
-            "occurred_at": record.occurred_at.astimezone(UTC),
-            "received_at": now,
-            "fingerprint": record.content_fingerprint(),
-            "blob_key": blob_key,
-            "commitment": opened.commitment,
-            "key_index": wrap.key_index,
-            "shredded_at": None,
-        }
-        return _Entry(row=row, record=record)
-
+    rebuild = _Rebuild(blobs=blobs, keystore=keystore, rpc=rpc, now=datetime.now(UTC))
     progress("reading BatchAnchored events")
     events = iter_events(
         rpc,
@@ -140,18 +101,112 @@ def reindex(
         names=("BatchAnchored",),
     )
     for number, event in enumerate(events, start=1):
+        rebuild.add_batch(number, event)
+    progress("scanning storage for erased records and records not yet anchored")
+    unanchored = rebuild.scan_storage()
+    erased = set(rebuild.shredded) | set(erasure_rows) | set(old_erased_rows)
+    rebuild.add_unanchored(unanchored, erased=erased)
+    progress("keeping erasures")
+    for key in sorted(erased):
+        old = old_erased_rows.get(key)
+        when = erasure_rows[key].erased_at if key in erasure_rows else old.shredded_at if old else None
+        rebuild.keep_erasure(key, old=old, erased_at=when or rebuild.now)
+    rebuild.skip_missing_blobs()
+    ordered = sorted(rebuild.entries.values(), key=lambda e: "batch_number" not in e.row)  # anchored first
+    _write_index(
+        engine,
+        batch_rows=rebuild.batch_rows,
+        entries=ordered,
+        consortium_key=consortium_key,
+        restored_erasures=rebuild.restored_erasures(known=erasure_rows),
+    )
+    # Only once the index says "erased" (no read opens the blob any more) is the leftover original deleted.
+    for blob_key in rebuild.leftovers:
+        blobs.delete(blob_key)
+    anchored_count = sum(1 for e in ordered if "batch_number" in e.row)
+    return ReindexReport(
+        batches=len(rebuild.batch_rows),
+        anchored_records=anchored_count,
+        pending_records=len(ordered) - anchored_count,
+        skipped=tuple(rebuild.skipped),
+        erased_records=sum(1 for e in ordered if e.row["shredded_at"] is not None),
+    )
+
+
+@dataclass(kw_only=True)
+class _MissingLeaf:
+    """An anchored leaf whose blob is gone: erased (resolved by the storage scan), or lost."""
+
+    leaf: RecordLeaf
+    meta: LeafMetadata
+    batch_number: int
+    leaf_index: int
+
+
+@dataclass(kw_only=True)
+class _Rebuild:
+    """What a rebuild has found so far, phase by phase (batches, storage, erasures); nothing written yet."""
+
+    blobs: BlobStore
+    keystore: OrgKeystore
+    rpc: JsonRpc
+    now: datetime
+    skipped: list[str] = field(default_factory=list)
+    batch_rows: list[dict[str, object]] = field(default_factory=list)
+    entries: dict[VersionKey, _Entry] = field(default_factory=dict)
+    blob_missing: dict[VersionKey, _MissingLeaf] = field(default_factory=dict)
+    shredded: dict[VersionKey, _Shredded] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)
+    """Originals an interrupted erasure left behind: deleted once the index says "erased"."""
+
+    def open_entry(self, blob_key: str, owner: str, blob: bytes | None = None) -> _Entry | None:
+        """The index row (and record) of a blob the owner's key opens; None, with the reason skipped, else."""
+        try:
+            blob = self.blobs.get(blob_key) if blob is None else blob
+            parsed = parse_blob(blob)
+            wrap = next(w for w in parsed.wrapped_keys if w.org_id == owner)
+            opened = open_record(
+                blob,
+                org_id=owner,
+                key_index=wrap.key_index,
+                private_key=self.keystore.private_key(owner, wrap.key_index),
+                expected_hash=blob_key,
+                commitment_scheme=RECORD_COMMITMENT,
+            )
+            record = CanonicalRecord.model_validate_json(opened.plaintext)
+        except (LedgerError, StopIteration, ValueError) as exc:
+            self.skipped.append(f"blob {blob_key}: {exc or type(exc).__name__}")
+            return None
+        row: dict[str, object] = {
+            "record_id": parsed.header.record_id,
+            "version": parsed.header.version,
+            "owner_org": owner,
+            "record_type": parsed.header.record_type,
+            "community_code": record.community_code,
+            "occurred_at": record.occurred_at.astimezone(UTC),
+            "received_at": self.now,
+            "fingerprint": record.content_fingerprint(),
+            "blob_key": blob_key,
+            "commitment": opened.commitment,
+            "key_index": wrap.key_index,
+            "shredded_at": None,
+        }
+        return _Entry(row=row, record=record)
+
+    def add_batch(self, number: int, event: DecodedEvent) -> None:
+        """One ``BatchAnchored`` event: its batch row, and an entry per leaf its manifest lists."""
         owner = bytes(event.args["ownerOrg"]).rstrip(b"\0").decode()
         root = bytes(event.args["root"]).hex()
         manifest_key = bytes(event.args["manifestHash"]).hex()
         try:
-            manifest = BatchManifest.from_bytes(blobs.get(manifest_key))
+            manifest = BatchManifest.from_bytes(self.blobs.get(manifest_key))
         except (LedgerError, ValueError) as exc:
-            skipped.append(f"batch {root}: manifest {manifest_key} unusable: {exc}")
-            continue
+            self.skipped.append(f"batch {root}: manifest {manifest_key} unusable: {exc}")
+            return
         if manifest.root().hex() != root or len(manifest.leaves) != event.args["size"]:
-            skipped.append(f"batch {root}: manifest {manifest_key} does not rebuild the anchored root")
-            continue
-        batch_rows.append(
+            self.skipped.append(f"batch {root}: manifest {manifest_key} does not rebuild the anchored root")
+            return
+        self.batch_rows.append(
             {
                 "number": number,
                 "owner_org": owner,
@@ -162,101 +217,127 @@ def reindex(
                 "state": "anchored",
                 "tx_hash": event.transaction_hash,
                 "block_number": event.block_number,
-                "created_at": now,
-                "anchored_at": now,
+                "created_at": self.now,
+                "anchored_at": self.now,
             }
         )
         for leaf_index, leaf in enumerate(manifest.leaves):
-            key = (leaf.record_id, leaf.version)
-            if key in entries or key in blob_missing:
-                skipped.append(f"record {leaf.record_id} v{leaf.version}: anchored again in batch {root}")
+            self._add_leaf(
+                leaf, manifest.metadata_at(leaf_index), owner=owner, root=root, position=(number, leaf_index)
+            )
+
+    def _add_leaf(
+        self, leaf: RecordLeaf, meta: LeafMetadata, *, owner: str, root: str, position: tuple[int, int]
+    ) -> None:
+        key = (leaf.record_id, leaf.version)
+        if key in self.entries or key in self.blob_missing:
+            self.skipped.append(f"record {leaf.record_id} v{leaf.version}: anchored again in batch {root}")
+            return
+        number, leaf_index = position
+        try:
+            blob = self.blobs.get(leaf.ciphertext_hash)
+        except BlobNotFound:
+            self.blob_missing[key] = _MissingLeaf(leaf=leaf, meta=meta, batch_number=number, leaf_index=leaf_index)
+            return
+        except LedgerError as exc:
+            self.skipped.append(f"blob {leaf.ciphertext_hash}: {exc}")
+            return
+        loaded = self.open_entry(leaf.ciphertext_hash, owner, blob)
+        if loaded is not None:
+            loaded.row.update(batch_number=number, leaf_index=leaf_index)
+            self.entries[key] = loaded
+
+    def scan_storage(self) -> list[tuple[str, RecordHeader]]:
+        """Record blobs no anchored batch lists: shredded ones are noted, the others returned (unanchored)."""
+        referenced = {str(e.row["blob_key"]) for e in self.entries.values()}
+        referenced |= {str(b["manifest_key"]) for b in self.batch_rows}
+        unanchored: list[tuple[str, RecordHeader]] = []
+        for blob_key in self.blobs.iter_keys():
+            if blob_key in referenced:
                 continue
             try:
-                blob = blobs.get(leaf.ciphertext_hash)
-            except BlobNotFound:
-                blob_missing[key] = (leaf, manifest.metadata_at(leaf_index), number, leaf_index)
-                continue
-            except LedgerError as exc:
-                skipped.append(f"blob {leaf.ciphertext_hash}: {exc}")
-                continue
-            loaded = load(leaf.ciphertext_hash, owner, blob)
-            if loaded is None:
-                continue
-            loaded.row.update(batch_number=number, leaf_index=leaf_index)
-            entries[key] = loaded
+                parsed = parse_blob(self.blobs.get(blob_key))
+            except (LedgerError, EnvelopeError):
+                continue  # a manifest of an unanchored batch, or not ours
+            head = parsed.header
+            if parsed.shredded:
+                self.shredded[(head.record_id, head.version)] = _Shredded(key=blob_key, record_type=head.record_type)
+            else:
+                unanchored.append((blob_key, head))
+        return unanchored
 
-    progress("scanning storage for erased records and records not yet anchored")
-    referenced = {str(e.row["blob_key"]) for e in entries.values()} | {str(b["manifest_key"]) for b in batch_rows}
-    shredded: dict[VersionKey, _Shredded] = {}
-    unanchored: list[tuple[str, RecordHeader]] = []
-    for blob_key in blobs.iter_keys():
-        if blob_key in referenced:
-            continue
-        try:
-            parsed = parse_blob(blobs.get(blob_key))
-        except (LedgerError, EnvelopeError):
-            continue  # a manifest of an unanchored batch, or not ours
-        head = parsed.header
-        if parsed.shredded:
-            shredded[(head.record_id, head.version)] = _Shredded(key=blob_key, record_type=head.record_type)
-        else:
-            unanchored.append((blob_key, head))
-    erased = set(shredded) | set(erasure_rows) | set(old_erased_rows)
-    leftovers: list[str] = []
-    for blob_key, head in unanchored:
-        key = (head.record_id, head.version)
-        if key in entries or key in blob_missing:
-            continue  # left behind by a push that failed before it was acknowledged
-        if key in erased:
-            leftovers.append(blob_key)  # an original an interrupted erasure left behind: never opened again
-            continue
-        loaded = load(blob_key, head.owner_org)
-        if loaded is not None:
-            entries[key] = loaded
+    def add_unanchored(self, unanchored: list[tuple[str, RecordHeader]], *, erased: set[VersionKey]) -> None:
+        """Acknowledged pushes still waiting for their anchor come back as pending."""
+        for blob_key, head in unanchored:
+            key = (head.record_id, head.version)
+            if key in self.entries or key in self.blob_missing:
+                continue  # left behind by a push that failed before it was acknowledged
+            if key in erased:
+                self.leftovers.append(blob_key)  # an original an interrupted erasure left behind: never opened again
+                continue
+            loaded = self.open_entry(blob_key, head.owner_org)
+            if loaded is not None:
+                self.entries[key] = loaded
 
-    progress("keeping erasures")
-    for key in sorted(erased):
-        entry = entries.get(key)
-        old = old_erased_rows.get(key)
-        when = erasure_rows[key].erased_at if key in erasure_rows else old.shredded_at if old else None
+    def keep_erasure(self, key: VersionKey, *, old: RecordVersion | None, erased_at: datetime) -> None:
+        """An erased version comes back erased, with what is still known of it (module docstring)."""
+        entry = self.entries.get(key)
         if entry is not None:
             # The original blob is still there (the erasure was interrupted before deleting it).
-            leftovers.append(str(entry.row["blob_key"]))
-            entry.row["shredded_at"] = when or now
+            self.leftovers.append(str(entry.row["blob_key"]))
+            entry.row["shredded_at"] = erased_at
             entry.record = None
-            continue
-        if key in blob_missing:
-            leaf, meta, number, leaf_index = blob_missing.pop(key)
-            block_number = next(int(str(b["block_number"])) for b in batch_rows if b["number"] == number)
-            row = _erased_row(
-                leaf=leaf, meta=meta, old=old, marker=shredded.get(key), rpc=rpc, block_number=block_number, now=now
+        elif key in self.blob_missing:
+            missing = self.blob_missing.pop(key)
+            block_number = next(
+                int(str(b["block_number"])) for b in self.batch_rows if b["number"] == missing.batch_number
             )
-            row.update(batch_number=number, leaf_index=leaf_index, shredded_at=when or now)
-            entries[key] = _Entry(row=row, record=None)
+            row = _erased_row(
+                leaf=missing.leaf, meta=missing.meta, old=old, marker=self.shredded.get(key), rpc=self.rpc,
+                block_number=block_number, now=self.now,
+            )  # fmt: skip
+            row.update(batch_number=missing.batch_number, leaf_index=missing.leaf_index, shredded_at=erased_at)
+            self.entries[key] = _Entry(row=row, record=None)
         elif old is not None:
             # Erased before it was anchored: the old row still holds what the worker needs to anchor it.
-            entries[key] = _Entry(row=_old_row(old, shredded_at=when or now), record=None)
-        elif key in shredded:
-            skipped.append(
+            self.entries[key] = _Entry(row=_old_row(old, shredded_at=erased_at), record=None)
+        elif key in self.shredded:
+            self.skipped.append(
                 f"record {key[0]} v{key[1]}: erased before it was anchored, and no index row says what to anchor"
             )
-    for leaf, _meta, _number, _index in blob_missing.values():
-        skipped.append(f"blob {leaf.ciphertext_hash}: missing from storage (record {leaf.record_id} v{leaf.version})")
 
-    restored_erasures = [
-        {
-            "record_id": key[0],
-            "version": key[1],
-            "original_blob_key": entries[key].row["blob_key"],
-            "shredded_blob_key": shredded[key].key,
-            "erased_at": entries[key].row["shredded_at"],
-            "erased_by": entries[key].row["owner_org"],
-        }
-        for key in sorted(shredded)
-        if key not in erasure_rows and key in entries
-    ]
-    ordered = sorted(entries.values(), key=lambda e: "batch_number" not in e.row)  # anchored first
-    anchored_count = sum(1 for e in ordered if "batch_number" in e.row)
+    def skip_missing_blobs(self) -> None:
+        for missing in self.blob_missing.values():
+            leaf = missing.leaf
+            self.skipped.append(
+                f"blob {leaf.ciphertext_hash}: missing from storage (record {leaf.record_id} v{leaf.version})"
+            )
+
+    def restored_erasures(self, *, known: dict[VersionKey, Erasure]) -> list[dict[str, object]]:
+        """``erasures`` rows for shredded versions the table lost (erased by the owner, at the rebuild)."""
+        return [
+            {
+                "record_id": key[0],
+                "version": key[1],
+                "original_blob_key": self.entries[key].row["blob_key"],
+                "shredded_blob_key": self.shredded[key].key,
+                "erased_at": self.entries[key].row["shredded_at"],
+                "erased_by": self.entries[key].row["owner_org"],
+            }
+            for key in sorted(self.shredded)
+            if key not in known and key in self.entries
+        ]
+
+
+def _write_index(
+    engine: Engine,
+    *,
+    batch_rows: list[dict[str, object]],
+    entries: list[_Entry],
+    consortium_key: bytes,
+    restored_erasures: list[dict[str, object]],
+) -> None:
+    """Replace batches, record versions and subject links in one transaction (the access log is kept)."""
     with Session(engine) as session:
         connection = session.connection()
         connection.execute(delete(SubjectLink))
@@ -269,29 +350,19 @@ def reindex(
             session.add(stored)
             session.flush()
             batch_ids[batch["number"]] = stored.id
-        if ordered:
+        if entries:
             rows = []
-            for entry in ordered:
+            for entry in entries:
                 row = dict(entry.row)
                 batch_number = row.pop("batch_number", None)
                 rows.append({"leaf_index": None, **row, "batch_id": batch_ids.get(batch_number)})
             connection.execute(insert(RecordVersion), rows)
-        links = subject_links(consortium_key, [e.record for e in ordered if e.record is not None])
+        links = subject_links(consortium_key, [e.record for e in entries if e.record is not None])
         if links:
             connection.execute(insert(SubjectLink), links)
         if restored_erasures:
             connection.execute(insert(Erasure), restored_erasures)
         session.commit()
-    # Only once the index says "erased" (no read opens the blob any more) is the leftover original deleted.
-    for blob_key in leftovers:
-        blobs.delete(blob_key)
-    return ReindexReport(
-        batches=len(batch_rows),
-        anchored_records=anchored_count,
-        pending_records=len(ordered) - anchored_count,
-        skipped=tuple(skipped),
-        erased_records=sum(1 for e in ordered if e.row["shredded_at"] is not None),
-    )
 
 
 def _erasure_evidence(engine: Engine) -> tuple[dict[VersionKey, RecordVersion], dict[VersionKey, Erasure]]:

@@ -84,6 +84,32 @@ def _precreate(root: Path, fanout: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.s3_endpoint and not (args.s3_access_key and args.s3_secret_key):
+        parser.error(f"--s3-endpoint needs --s3-access-key/--s3-secret-key or {ACCESS_KEY_ENV}/{SECRET_KEY_ENV}")
+    print(f"put_many of {args.size}-byte blobs in batches of {args.batch}, {args.blobs} blobs per round")
+    variants: list[tuple[str, Callable[[], float]]] = []
+    cleanup: list[Callable[[], None]] = []
+    if not args.no_local:
+        variants += _local_variants(args, cleanup)
+    if args.s3_endpoint:
+        variants += _s3_variants(args, cleanup)
+    if not variants:
+        parser.error("nothing to measure: drop --no-local or give --s3-endpoint")
+    results: dict[str, list[float]] = {label: [] for label, _ in variants}
+    try:
+        for _ in range(args.rounds):
+            for label, run in variants:
+                results[label].append(run())
+        for label, rates in results.items():
+            _report(label, rates)
+    finally:
+        for step in cleanup:
+            step()
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ledger_api.storage.bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -108,60 +134,51 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-access-key", default=os.environ.get(ACCESS_KEY_ENV))
     parser.add_argument("--s3-secret-key", default=os.environ.get(SECRET_KEY_ENV))
     parser.add_argument("--s3-workers", type=int, default=8, help="concurrent uploads per put_many (default 8)")
-    args = parser.parse_args(argv)
+    return parser
 
-    print(f"put_many of {args.size}-byte blobs in batches of {args.batch}, {args.blobs} blobs per round")
+
+def _local_variants(
+    args: argparse.Namespace, cleanup: list[Callable[[], None]]
+) -> list[tuple[str, Callable[[], float]]]:
+    """The local store under each barrier (and fsync thread count), and one-by-one puts."""
     variants: list[tuple[str, Callable[[], float]]] = []
-    cleanup: list[Callable[[], None]] = []
+    root: Path = args.root or Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    if args.root is None:
+        cleanup.append(lambda: shutil.rmtree(root, ignore_errors=True))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"local store: {root} ({_filesystem_type(root)}), fanout {args.fanout}")
+    if args.precreate_dirs:
+        _precreate(root, args.fanout)
+    barriers = BARRIERS if args.barrier == "both" else (args.barrier,)
+    for barrier in barriers:
+        for workers in args.sync_workers if barrier == "fsync" else [1]:
+            store = LocalBlobStore(root=root, fanout=args.fanout, barrier=barrier, sync_workers=workers)
+            label = f"local put_many, {barrier}" + (f" x{workers} threads" if barrier == "fsync" else "")
+            variants.append((label, _bound(_time_batches, store, args)))
+    if args.single:
+        single_store = LocalBlobStore(root=root, fanout=args.fanout)
+        variants.append(("local put, one by one", lambda: _time_single(single_store, args.single, args.size)))
+    return variants
 
-    if not args.no_local:
-        root: Path = args.root or Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-        if args.root is None:
-            cleanup.append(lambda: shutil.rmtree(root, ignore_errors=True))
-        root.mkdir(parents=True, exist_ok=True)
-        print(f"local store: {root} ({_filesystem_type(root)}), fanout {args.fanout}")
-        if args.precreate_dirs:
-            _precreate(root, args.fanout)
-        barriers = BARRIERS if args.barrier == "both" else (args.barrier,)
-        for barrier in barriers:
-            for workers in args.sync_workers if barrier == "fsync" else [1]:
-                store = LocalBlobStore(root=root, fanout=args.fanout, barrier=barrier, sync_workers=workers)
-                label = f"local put_many, {barrier}" + (f" x{workers} threads" if barrier == "fsync" else "")
-                variants.append((label, _bound(_time_batches, store, args)))
-        if args.single:
-            single_store = LocalBlobStore(root=root, fanout=args.fanout)
-            variants.append(("local put, one by one", lambda: _time_single(single_store, args.single, args.size)))
 
-    if args.s3_endpoint:
-        if not (args.s3_access_key and args.s3_secret_key):
-            parser.error(f"--s3-endpoint needs --s3-access-key/--s3-secret-key or {ACCESS_KEY_ENV}/{SECRET_KEY_ENV}")
-        s3 = S3BlobStore(
-            endpoint_url=args.s3_endpoint,
-            bucket=args.s3_bucket,
-            access_key=args.s3_access_key,
-            secret_key=args.s3_secret_key,
-            prefix=f"bench-{uuid.uuid4().hex[:8]}/",
-            max_workers=args.s3_workers,
-        )
-        s3.ensure_bucket()
-        print(f"s3 store: {args.s3_endpoint} bucket {args.s3_bucket} prefix {s3.prefix}, {args.s3_workers} workers")
-        variants.append(("s3 put_many", _bound(_time_batches, s3, args)))
-        if args.single:
-            variants.append(("s3 put, one by one", lambda: _time_single(s3, args.single, args.size)))
-        cleanup.append(lambda: _empty_prefix(s3))
-
-    if not variants:
-        parser.error("nothing to measure: drop --no-local or give --s3-endpoint")
-    results: dict[str, list[float]] = {label: [] for label, _ in variants}
-    try:
-        for _ in range(args.rounds):
-            for label, run in variants:
-                results[label].append(run())
-        for label, rates in results.items():
-            _report(label, rates)
-    finally:
-        for step in cleanup:
-            step()
+def _s3_variants(args: argparse.Namespace, cleanup: list[Callable[[], None]]) -> list[tuple[str, Callable[[], float]]]:
+    """The S3 store (a prefix of its own, emptied afterwards), batched and one by one."""
+    variants: list[tuple[str, Callable[[], float]]] = []
+    s3 = S3BlobStore(
+        endpoint_url=args.s3_endpoint,
+        bucket=args.s3_bucket,
+        access_key=args.s3_access_key,
+        secret_key=args.s3_secret_key,
+        prefix=f"bench-{uuid.uuid4().hex[:8]}/",
+        max_workers=args.s3_workers,
+    )
+    s3.ensure_bucket()
+    print(f"s3 store: {args.s3_endpoint} bucket {args.s3_bucket} prefix {s3.prefix}, {args.s3_workers} workers")
+    variants.append(("s3 put_many", _bound(_time_batches, s3, args)))
+    if args.single:
+        variants.append(("s3 put, one by one", lambda: _time_single(s3, args.single, args.size)))
+    cleanup.append(lambda: _empty_prefix(s3))
+    return variants
 
 
 def _bound(

@@ -27,7 +27,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from ledger_api.index.models import RecordVersion
 from ledger_api.records.leaves import BatchManifest
 from ledger_api.settings import Settings
 from ledger_api.storage import blob_store_from_settings
+from tests.support.server_process import log_tail, spawn, stop_process, wait_until_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,38 +133,29 @@ class GatewayProcess:
         command = [sys.executable, "-m", "ledger_api.cli", "serve", "--host", self.host, "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             log.write(f"\n--- start #{self.starts + 1}: {' '.join(command)}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill() reaches every child
-            )
+        self._process = spawn(command, log_path=self.log_path, cwd=REPO_ROOT, env=self.environment())
         self.starts += 1
         if wait != "nothing":
             self.wait(wait, timeout_s=timeout_s)
 
     def wait(self, what: Literal["ready", "listening"] = "ready", *, timeout_s: float = 60.0) -> None:
         """Wait until ``/v1/ready`` answers 200 (or, for ``"listening"``, answers at all)."""
-        deadline = time.monotonic() + timeout_s
         with httpx.Client(timeout=2.0) as client:
-            while True:
-                process = self._process
-                if process is None or process.poll() is not None:
-                    code = process.returncode if process is not None else None
-                    raise GatewayStartError(f"the gateway exited with status {code}:\n{self.log_tail()}")
-                try:
-                    answer = client.get(f"{self.url}/v1/ready")
-                    if what == "listening" or answer.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise GatewayStartError(f"the gateway was not {what} within {timeout_s:.0f}s:\n{self.log_tail()}")
-                time.sleep(0.05)
+
+            def answers() -> bool:
+                return what == "listening" or client.get(f"{self.url}/v1/ready").status_code == 200
+
+            wait_until_ready(
+                self._process,
+                name="the gateway",
+                ready=answers,
+                not_yet=(httpx.HTTPError,),
+                log_path=self.log_path,
+                timeout_s=timeout_s,
+                error=GatewayStartError,
+                interval_s=0.05,
+                state=what,
+            )
 
     def kill(self) -> None:
         """SIGKILL the gateway's process group, as a crash would; nothing runs its shutdown code."""
@@ -172,8 +163,7 @@ class GatewayProcess:
         if process is None:
             return
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process(process, signals=(), kill_wait_s=30)
             self.kills += 1
         process.wait(timeout=30)
         self._note(f"--- killed (SIGKILL) pid {process.pid}")
@@ -183,15 +173,7 @@ class GatewayProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+        stop_process(process, signals=((signal.SIGTERM, timeout_s),), kill_wait_s=30)
         self._note(f"--- stopped pid {process.pid} (status {process.returncode})")
 
     def restart(self, *, wait: WaitFor = "ready", timeout_s: float = 60.0) -> None:
@@ -202,11 +184,7 @@ class GatewayProcess:
     # --- diagnostics ---------------------------------------------------------------------------------
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def log_text(self) -> str:
         try:

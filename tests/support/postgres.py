@@ -12,7 +12,6 @@ signal is the postmaster itself), and the cluster directory is handed to that us
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
@@ -20,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +27,7 @@ from typing import Any, Self
 import psycopg
 
 from tests.support.ports import free_port
+from tests.support.server_process import log_tail, retry_on_port_taken, spawn, stop_process, wait_until_ready
 
 BINDIR_ENV = "LEDGER_TEST_PG_BINDIR"
 _DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -144,16 +143,11 @@ class PostgresServer:
             if run_as:
                 os.chown(base, run_as["user"], run_as["group"])
             self._initdb(bindir, run_as)
-            for attempt in range(1, self._start_attempts + 1):
-                self.port = free_port()
-                try:
-                    self._launch(bindir, run_as)
-                    break
-                except _PortTaken:
-                    # A parallel worker took the port between our probe and the bind: try another one.
-                    if attempt == self._start_attempts:
-                        log = self._log_tail()
-                        raise PostgresStartError(f"no free port after {attempt} attempts:\n{log}") from None
+            retry_on_port_taken(
+                lambda: self._launch(bindir, run_as),
+                attempts=self._start_attempts,
+                error=lambda message: PostgresStartError(f"{message}:\n{self._log_tail()}"),
+            )
             self.create_database(self.database)
         except BaseException:
             self.stop()
@@ -161,17 +155,9 @@ class PostgresServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            # SIGINT is PostgreSQL's "fast" shutdown: roll back open sessions, checkpoint, exit.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGQUIT)  # "immediate" shutdown
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    _kill_group(process)
+        # SIGINT is PostgreSQL's "fast" shutdown (roll back open sessions, checkpoint, exit), SIGQUIT its
+        # "immediate" one; both to the postmaster alone, which stops its backends itself.
+        stop_process(process, signals=((signal.SIGINT, 15), (signal.SIGQUIT, 5)), group=False)
         base, self._base = self._base, None
         if base is not None:
             shutil.rmtree(base, ignore_errors=True)
@@ -213,10 +199,11 @@ class PostgresServer:
                 **run_as,
             )
         if result.returncode != 0:
-            raise PostgresStartError(f"initdb failed ({result.returncode}):\n{_tail(log)}")
+            raise PostgresStartError(f"initdb failed ({result.returncode}):\n{log_tail(log)}")
 
     def _launch(self, bindir: Path, run_as: dict[str, Any]) -> None:
         assert self._base is not None
+        self.port = free_port()
         settings = {
             "listen_addresses": self.host,
             "port": str(self.port),
@@ -231,44 +218,28 @@ class PostgresServer:
         command = [str(bindir / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():
             command += ["-c", f"{name}={value}"]
-        with self.log_path.open("ab") as out:
-            self._process = subprocess.Popen(
-                _with_parent_death_signal(command, "INT"),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self._base,
-                env=_child_env(self._base),
-                start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, not the server
-                **run_as,
-            )
-        deadline = time.monotonic() + self._startup_timeout_s
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                self._process = None
-                log = self._log_tail()
-                if _BIND_FAILURE.search(log):
-                    raise _PortTaken
-                raise PostgresStartError(f"postgres exited with status {code}:\n{log}")
-            try:
-                with psycopg.connect(self.dsn_for("postgres"), connect_timeout=2) as connection:
-                    connection.execute("SELECT 1")
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    waited = f"{self._startup_timeout_s:.0f} s"
-                    raise PostgresStartError(
-                        f"postgres did not accept connections within {waited}:\n{self._log_tail()}"
-                    ) from None
-                time.sleep(0.1)
+        env = _child_env(self._base)
+        self._process = spawn(
+            command, log_path=self.log_path, cwd=self._base, env=env, parent_death_signal="INT", **run_as
+        )
+        wait_until_ready(
+            self._process,
+            name="postgres",
+            ready=self._accepts_connections,
+            not_yet=(psycopg.OperationalError,),
+            log_path=self.log_path,
+            timeout_s=self._startup_timeout_s,
+            error=PostgresStartError,
+            bind_failure=_BIND_FAILURE,
+        )
+
+    def _accepts_connections(self) -> bool:
+        with psycopg.connect(self.dsn_for("postgres"), connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+        return True
 
     def _log_tail(self) -> str:
-        return _tail(self.log_path) if self._base is not None else ""
-
-
-class _PortTaken(Exception):
-    pass
+        return log_tail(self.log_path) if self._base is not None else ""
 
 
 def _run_as_kwargs() -> dict[str, Any]:
@@ -298,22 +269,3 @@ def _temp_parent(*, for_other_user: bool) -> str | None:
 def _child_env(home: Path) -> dict[str, str]:
     # A clean environment: PG* variables of the developer's shell must not redirect the test server.
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LC_ALL": "C", "TZ": "UTC"}
-
-
-def _with_parent_death_signal(command: list[str], signal_name: str) -> list[str]:
-    """Prefix ``setpriv --pdeathsig``: if the test process dies (kill -9, CI timeout), the server follows."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, f"--pdeathsig={signal_name}", "--", *command] if setpriv else command
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -41,6 +40,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.support.ports import free_ports
+from tests.support.server_process import retry_on_port_taken, spawn, stop_process, wait_until_ready
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -147,19 +147,20 @@ class SeaweedS3Server:
         if self._process is not None:
             raise RuntimeError("the server is already started")
         weed = self._weed or find_weed()
+
+        def attempt() -> None:
+            # A fresh directory each attempt: a half-started master leaves state for its old ports.
+            self._base = Path(tempfile.mkdtemp(prefix="ledger-weed-"))
+            self._launch(weed)
+            self._wait_ready()
+
+        def undo() -> None:
+            self._stop_process()
+            if self._base is not None:
+                shutil.rmtree(self._base, ignore_errors=True)
+
         try:
-            for attempt in range(1, self._start_attempts + 1):
-                # A fresh directory each attempt: a half-started master leaves state for its old ports.
-                self._base = Path(tempfile.mkdtemp(prefix="ledger-weed-"))
-                try:
-                    self._launch(weed)
-                    self._wait_ready()
-                    return
-                except _PortTaken:
-                    self._stop_process()
-                    shutil.rmtree(self._base, ignore_errors=True)
-                    if attempt == self._start_attempts:
-                        raise SeaweedStartError(f"no free ports after {attempt} attempts") from None
+            retry_on_port_taken(attempt, attempts=self._start_attempts, cleanup=undo, error=SeaweedStartError)
         except BaseException:
             self.stop()
             raise
@@ -222,16 +223,7 @@ class SeaweedS3Server:
             "-volume.preStopSeconds=0",
         ]
         env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
-        with self.log_path.open("ab") as out:
-            self._process = subprocess.Popen(
-                _with_parent_death_signal(command, "KILL"),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self._base,
-                env=env,
-                start_new_session=True,  # own process group: stop() kills it whole
-            )
+        self._process = spawn(command, log_path=self.log_path, cwd=self._base, env=env, parent_death_signal="KILL")
 
     def _wait_ready(self) -> None:
         """Until an authenticated upload round-trips: S3 gateway, filer and a writable volume are all up."""
@@ -250,62 +242,34 @@ class SeaweedS3Server:
             ),
         )
         bucket = "ledger-readiness-probe"
-        deadline = time.monotonic() + self._startup_timeout_s
-        last_error = ""
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                log = self._log_tail()
-                if _BIND_FAILURE.search(log):
-                    raise _PortTaken
-                raise SeaweedStartError(f"weed server exited with status {code}:\n{log}")
-            try:
-                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-                    client.create_bucket(Bucket=bucket)
-                client.put_object(Bucket=bucket, Key="probe", Body=b"probe")
-                if client.get_object(Bucket=bucket, Key="probe")["Body"].read() == b"probe":
-                    client.delete_object(Bucket=bucket, Key="probe")
-                    return
-            except (BotoCoreError, ClientError) as exc:
-                last_error = str(exc)
-            if time.monotonic() > deadline:
-                raise SeaweedStartError(
-                    f"S3 gateway not ready within {self._startup_timeout_s:.0f} s ({last_error}):\n{self._log_tail()}"
-                )
-            time.sleep(0.2)
+
+        def round_trip() -> bool:
+            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=bucket, Key="probe", Body=b"probe")
+            if client.get_object(Bucket=bucket, Key="probe")["Body"].read() != b"probe":
+                return False
+            client.delete_object(Bucket=bucket, Key="probe")
+            return True
+
+        wait_until_ready(
+            self._process,
+            name="weed server (S3 gateway)",
+            ready=round_trip,
+            not_yet=(BotoCoreError, ClientError),
+            log_path=self.log_path,
+            timeout_s=self._startup_timeout_s,
+            error=SeaweedStartError,
+            bind_failure=_BIND_FAILURE,
+            interval_s=0.2,
+        )
 
     def _stop_process(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                # The data is thrown away: no reason to wait for a graceful stop that may never end.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        # The data is thrown away: no reason to wait long for a graceful stop that may never end.
+        stop_process(process, signals=((signal.SIGTERM, 1),))
         for port in self._grpc_ports:
             for path in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-grpc-{port}.sock"):
                 with contextlib.suppress(OSError):
                     path.unlink()
         self._grpc_ports = []
-
-    def _log_tail(self, lines: int = 40) -> str:
-        if self._base is None:
-            return ""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-class _PortTaken(Exception):
-    pass
-
-
-def _with_parent_death_signal(command: list[str], signal_name: str) -> list[str]:
-    """Prefix ``setpriv --pdeathsig``: if the test process dies (kill -9, CI timeout), weed follows."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, f"--pdeathsig={signal_name}", "--", *command] if setpriv else command

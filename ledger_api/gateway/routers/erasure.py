@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import NotFound, problem_responses
+from ledger_api.gateway.problems import problem_responses
 from ledger_api.gateway.services import GatewayServices
-from ledger_api.records.erasure import ErasureNotAllowed, ErasureReceipt, ErasureService
+from ledger_api.records.erasure import ErasureReceipt, ErasureService
 
 router = APIRouter(tags=["records"])
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -65,10 +65,7 @@ async def erase_record(
     services: Services,
 ) -> ErasureOut:
     service = erasure_service(request, services)
-    try:
-        receipt: ErasureReceipt = await run_in_threadpool(service.erase, caller=org_id, record_id=record_id)
-    except ErasureNotAllowed as exc:
-        raise NotFound(str(exc)) from exc
+    receipt: ErasureReceipt = await run_in_threadpool(service.erase, caller=org_id, record_id=record_id)
     services.reader.forget_keys(record_id)  # no cached data key may outlive the shredded wraps
     return ErasureOut(
         record_id=receipt.record_id,

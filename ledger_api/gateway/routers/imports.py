@@ -11,11 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters import ImportContext, import_file
 from adapters.canonical import CanonicalRecord
-from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import InvalidRecord, NotFound, problem_responses
+from ledger_api.gateway.problems import problem_responses
 from ledger_api.gateway.routers.records import ingest, refuse_if_suspended
-from ledger_api.gateway.schemas import ImportReport
+from ledger_api.gateway.schemas import UPLOAD_FILE_NAME, ImportReport
 from ledger_api.gateway.services import GatewayServices
 
 router = APIRouter(tags=["import"])
@@ -56,7 +55,7 @@ async def import_export(
     services: Services,
     adapter: Annotated[str, Path(pattern=r"^[a-z_]+\.[a-z_]+$")],
     community: Annotated[str, Query(min_length=1, max_length=32, description="Community code for rows naming none")],
-    file_name: Annotated[str, Query(min_length=1, max_length=200)] = "upload",
+    file_name: Annotated[str, Query(min_length=1, max_length=200)] = UPLOAD_FILE_NAME,
     as_of: Annotated[dt.datetime | None, Query(description="Time a snapshot export describes")] = None,
 ) -> dict[str, Any]:
     # Spool the body (bounded by the size limit) so adapters can read it as a file, in constant memory.
@@ -87,10 +86,4 @@ def _import(
     def sink(records: list[CanonicalRecord]) -> None:
         ingest(services, org_id, records)
 
-    try:
-        report = import_file(stream, adapter, context=context, sink=sink)
-    except UnknownAdapterError as exc:
-        raise NotFound(str(exc)) from exc
-    except AdapterError as exc:
-        raise InvalidRecord(f"{file_name}: {exc}") from exc
-    return report.to_json_dict()
+    return import_file(stream, adapter, context=context, sink=sink).to_json_dict()

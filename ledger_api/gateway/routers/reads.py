@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger_api.chain.encoding import Purpose
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import Forbidden, Gone, InvalidRecord, NotFound, problem_responses
+from ledger_api.gateway.problems import InvalidRecord, problem_responses
 from ledger_api.gateway.schemas import RecordSummary
 from ledger_api.gateway.visibility import visible_records_filter
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.reading import ReadRefused, ReadResult, RecordErased, RecordNotVisible
+from ledger_api.records.reading import ReadResult
 
 router = APIRouter(tags=["records"])
 
@@ -176,16 +176,9 @@ async def read_record(
         stated = Purpose.parse(purpose)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from exc
-    try:
-        result: ReadResult = await run_in_threadpool(
-            services.reader.read, caller=org_id, record_id=record_id, purpose=stated, grant_id=grant, version=version
-        )
-    except RecordNotVisible as exc:
-        raise NotFound(str(exc)) from exc
-    except ReadRefused as exc:
-        raise Forbidden(str(exc)) from exc
-    except RecordErased as exc:
-        raise Gone(str(exc)) from exc
+    result: ReadResult = await run_in_threadpool(
+        services.reader.read, caller=org_id, record_id=record_id, purpose=stated, grant_id=grant, version=version
+    )
     # The hot path of the gateway: the body is `RecordRead` (as published), built from plain values the read
     # path produced, so it is serialised once here instead of being revalidated through the model
     # (tests/ledger_api/gateway/test_read_response.py holds it to the model).

@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import CanonicalRecord, record_json_schema
 from ledger_api.gateway.deps import CurrentOrg, Services
-from ledger_api.gateway.problems import Conflict, Forbidden, InvalidRecord, NotFound, Unavailable, problem_responses
+from ledger_api.gateway.problems import Forbidden, InvalidRecord, NotFound, problem_responses
 from ledger_api.gateway.schemas import PushedRecord, PushResponse, RecordStatus
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, PushOutcome, VersionConflict
+from ledger_api.records.ingest import PushOutcome
 
 router = APIRouter(tags=["records"])
 
@@ -114,16 +114,9 @@ def refuse_if_suspended(services: GatewayServices, org_id: str) -> None:
 
 
 def ingest(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> list[PushOutcome]:
-    """Store records, mapping refusals to problems (shared with ``/v1/import``, which answered 503 for all)."""
+    """Store records (shared with ``/v1/import``): a suspended organisation is refused before anything."""
     refuse_if_suspended(services, org_id)
-    try:
-        return services.ingest.push(org_id=org_id, records=records)
-    except OrganisationNotEnrolled as exc:
-        raise Unavailable(str(exc)) from exc
-    except VersionConflict as exc:
-        raise Conflict(str(exc)) from exc
-    except IngestError as exc:
-        raise InvalidRecord(str(exc), errors=exc.errors) from exc
+    return services.ingest.push(org_id=org_id, records=records)
 
 
 def _push(services: GatewayServices, org_id: str, records: list[CanonicalRecord]) -> PushResponse:

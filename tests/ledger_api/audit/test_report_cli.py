@@ -26,7 +26,7 @@ def audit(monkeypatch: pytest.MonkeyPatch) -> list[AuditResult]:
         assert getattr(args, "bundle", None) == Path("week.bundle")  # the shared source options were parsed
         return results[-1]
 
-    monkeypatch.setattr("ledger_api.cli.audit_commands.obtain_result", obtain_result)
+    monkeypatch.setattr("ledger_api.cli.audit_source.obtain_result", obtain_result)
     return results
 
 

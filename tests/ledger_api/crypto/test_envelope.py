@@ -16,8 +16,6 @@ from ledger_api.crypto.envelope import (
     RecipientKey,
     RecordHeader,
     WrappedKey,
-    add_recipient,
-    blob_hash,
     compute_commitment,
     open_record,
     parse_blob,
@@ -341,33 +339,6 @@ def test_wrap_relabelled_to_another_slot_fails(suite: HpkeSuite) -> None:
 # -- grantees, rotation, shredding -------------------------------------------------------------------------
 
 
-def test_add_recipient_rewraps_without_reencrypting(suite: HpkeSuite) -> None:
-    sealed = seal(PLAINTEXT, suite=suite)
-    owner = keys_for(OWNER, suite)
-    grantee = keys_for(GRANTEE, suite)
-    extended = add_recipient(
-        sealed.blob,
-        opener_org=OWNER,
-        opener_key_index=0,
-        opener_private_key=owner.private_key,
-        recipient=grantee.recipient,
-    )
-    before, after = parse_blob(sealed.blob), parse_blob(extended)
-    assert (after.header, after.nonce, after.ciphertext) == (before.header, before.nonce, before.ciphertext)
-    assert after.recipients == tuple(sorted([(OWNER, 0), (GRANTEE, 0)]))
-    assert blob_hash(extended) != sealed.ciphertext_hash  # the documented consequence: a new hash
-    assert _open_as(extended, GRANTEE, suite, expected_commitment=sealed.commitment) == PLAINTEXT
-    # Adding the same key again is a no-op.
-    again = add_recipient(
-        extended,
-        opener_org=OWNER,
-        opener_key_index=0,
-        opener_private_key=owner.private_key,
-        recipient=grantee.recipient,
-    )
-    assert again == extended
-
-
 def test_detached_wrap_keeps_the_anchored_blob(suite: HpkeSuite) -> None:
     sealed = seal(PLAINTEXT, suite=suite)
     owner = keys_for(OWNER, suite)
@@ -404,7 +375,7 @@ def test_rewrap_needs_a_working_opener_key(suite: HpkeSuite) -> None:
     sealed = seal(PLAINTEXT, suite=suite)
     impostor = make_keys(OWNER, suite)
     with pytest.raises(KeyUnwrapError):
-        add_recipient(
+        wrap_for_recipient(
             sealed.blob,
             opener_org=OWNER,
             opener_key_index=0,
@@ -442,12 +413,14 @@ def test_records_sealed_under_an_old_key_open_after_rotation(suite: HpkeSuite) -
     )
     with pytest.raises(NotARecipientError, match=r"holds key indexes \[0\]"):
         open_record(old.blob, org_id=OWNER, key_index=1, private_key=key1.private_key)
-    # Optional re-wrap of an old record for the new key.
-    rewrapped = add_recipient(
+    # Optional re-wrap of an old record for the new key (detached: the anchored blob stays as it is).
+    rewrapped = wrap_for_recipient(
         old.blob, opener_org=OWNER, opener_key_index=0, opener_private_key=key0.private_key, recipient=key1.recipient
     )
     assert (
-        open_record(rewrapped, org_id=OWNER, key_index=1, private_key=key1.private_key).plaintext
+        open_record(
+            old.blob, org_id=OWNER, key_index=1, private_key=key1.private_key, extra_wraps=[rewrapped]
+        ).plaintext
         == b"sealed under key 0"
     )
 
@@ -463,7 +436,7 @@ def test_shredded_records_never_open(suite: HpkeSuite) -> None:
         with pytest.raises(RecordShreddedError, match="crypto-shredded"):
             _open_as(shredded, org, suite)
     with pytest.raises(RecordShreddedError):
-        add_recipient(
+        wrap_for_recipient(
             shredded,
             opener_org=OWNER,
             opener_key_index=0,

@@ -180,7 +180,7 @@ def test_requests_without_valid_credentials_get_401(client: TestClient, headers:
 
 
 def test_a_revoked_key_stops_working(client: TestClient, ledger_home: Ledger) -> None:
-    from ledger_api.gateway.apikeys import issue_key, revoke_key
+    from ledger_api.index.apikeys import issue_key, revoke_key
 
     services = client.app.state.services  # type: ignore[attr-defined]
     issued = issue_key(services.engine, org_id=POLICE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ledger_api.gateway.apikeys import RecentKeys
+from ledger_api.index.apikeys import RecentKeys
 
 
 def test_a_key_is_trusted_for_its_ttl_only() -> None:
