@@ -28,6 +28,7 @@ from adapters.canonical import (
 from adapters.errors import (
     AdapterError,
     AdapterRegistrationError,
+    InputTooLargeError,
     MissingColumnsError,
     MissingContextError,
     RowValidationError,
@@ -35,6 +36,7 @@ from adapters.errors import (
     UnreadableFileError,
 )
 from adapters.importing import ImportReport, import_file
+from adapters.limits import InputLimits
 from adapters.protocol import Adapter, BadRow, ImportContext, ParsedRow
 from adapters.registry import all_adapters, available_adapters, get_adapter
 
@@ -47,6 +49,8 @@ __all__ = [
     "CanonicalRecord",
     "ImportContext",
     "ImportReport",
+    "InputLimits",
+    "InputTooLargeError",
     "Location",
     "MissingColumnsError",
     "MissingContextError",

@@ -196,7 +196,7 @@ class TabularAdapter(AdapterBase):
             header = require_header(source.rows, self.fields, file_name=file_name, adapter=self.name)
             yield from self._rows(source.rows, header, file_name=file_name, context=context)
             return
-        with open_xlsx_sheets(stream, file_name=file_name) as sheets:
+        with open_xlsx_sheets(stream, file_name=file_name, limits=context.limits) as sheets:
             first_missing: tuple[str, ...] | None = None
             for sheet in sheets:
                 located = locate_header(sheet.rows, self.fields)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = [
     "AdapterError",
     "AdapterRegistrationError",
+    "InputTooLargeError",
     "MissingColumnsError",
     "MissingContextError",
     "RowValidationError",
@@ -49,6 +50,10 @@ class UnreadableFileError(AdapterError):
         self.file = file
         self.reason = reason
         super().__init__(f"{file}: {reason}")
+
+
+class InputTooLargeError(UnreadableFileError):
+    """The file would cost more to read than :class:`adapters.limits.InputLimits` allow (e.g. a zip bomb)."""
 
 
 class MissingColumnsError(AdapterError):

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from adapters.canonical import CanonicalRecord, RecordType
+from adapters.limits import InputLimits
 
 __all__ = ["Adapter", "BadRow", "ImportContext", "ParsedRow"]
 
@@ -41,7 +42,8 @@ class ImportContext:
     * ``file_name`` — the source file name recorded in ``source.file`` (default: the path's name);
     * ``as_of`` — the time a snapshot export (the resident registry) describes; used as
       ``occurred_at`` when the file has no time column. Without it such files are refused rather
-      than stamped with the import time, which would make every re-import a new version.
+      than stamped with the import time, which would make every re-import a new version;
+    * ``limits`` — what one file may cost to parse (:class:`~adapters.limits.InputLimits`).
     """
 
     owner_org: str
@@ -49,6 +51,7 @@ class ImportContext:
     community_codes: Mapping[str, str] = field(default_factory=dict, hash=False)
     file_name: str | None = None
     as_of: datetime | None = None
+    limits: InputLimits = field(default_factory=InputLimits)
 
     def __post_init__(self) -> None:
         if not self.owner_org:

@@ -11,8 +11,9 @@ import {LedgerRoles} from "./libraries/LedgerRoles.sol";
 /// - `DEFAULT_ADMIN_ROLE`: one holder, handed over in two steps (begin, then accept by the new admin;
 ///   OpenZeppelin {AccessControlDefaultAdminRules}); grants and revokes the other roles. On accept,
 ///   the new admin also takes the previous admin's `ORG_ADMIN_ROLE`.
-/// - `ORG_ADMIN_ROLE`: registers, suspends and reinstates organisations, changes signers and
-///   communities, and may grant or revoke on an organisation's behalf (recorded as such).
+/// - `ORG_ADMIN_ROLE`: registers, suspends and reinstates organisations, proposes signer changes
+///   (effective on the organisation's acceptance or after `signerChangeDelay`), sets communities, and
+///   may grant or revoke on an organisation's behalf (recorded as such).
 /// - `LOG_WRITER_ROLE`: anchors access-log tree heads (the gateway's log signer).
 contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdminRules {
     /// @notice Role that administers organisations.
@@ -27,12 +28,16 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     mapping(bytes32 orgId => mapping(uint256 index => bytes key)) private _publicKeys;
     mapping(address signer => bytes32 orgId) private _organisationOfSigner;
     bytes32[] private _organisationIds;
+    mapping(bytes32 orgId => PendingSigner) private _pendingSigners;
+    uint48 private immutable _signerChangeDelay;
 
     /// @param initialAdmin Holder of `DEFAULT_ADMIN_ROLE` and `ORG_ADMIN_ROLE`.
     /// @param adminTransferDelay Seconds a started admin hand-over waits before it can be accepted.
-    constructor(address initialAdmin, uint48 adminTransferDelay)
+    /// @param signerChangeDelay_ Seconds an admin's signer change waits for the organisation's acceptance.
+    constructor(address initialAdmin, uint48 adminTransferDelay, uint48 signerChangeDelay_)
         AccessControlDefaultAdminRules(adminTransferDelay, initialAdmin)
     {
+        _signerChangeDelay = signerChangeDelay_;
         _grantRole(ORG_ADMIN_ROLE, initialAdmin);
     }
 
@@ -78,14 +83,49 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     }
 
     /// @inheritdoc IOrganisationRegistry
-    function changeSigner(bytes32 orgId, address newSigner) external onlyRole(ORG_ADMIN_ROLE) {
+    function proposeSignerChange(bytes32 orgId, address newSigner)
+        external
+        onlyRole(ORG_ADMIN_ROLE)
+        returns (uint48 effectiveAt)
+    {
         Organisation storage org = _existing(orgId);
         _requireSignerAvailable(newSigner);
-        address previous = org.signer;
-        delete _organisationOfSigner[previous];
-        _organisationOfSigner[newSigner] = orgId;
-        org.signer = newSigner;
-        emit OrganisationSignerChanged(orgId, previous, newSigner);
+        effectiveAt = uint48(block.timestamp) + _signerChangeDelay;
+        _pendingSigners[orgId] = PendingSigner({signer: newSigner, effectiveAt: effectiveAt});
+        emit OrganisationSignerChangeProposed(orgId, org.signer, newSigner, effectiveAt, msg.sender);
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function acceptSignerChange(bytes32 orgId) external {
+        Organisation storage org = _existing(orgId);
+        if (msg.sender != org.signer) revert OrganisationRegistrySignerChangeUnauthorised(orgId, msg.sender);
+        PendingSigner memory pending = _pending(orgId);
+        emit OrganisationSignerChangeAccepted(orgId, msg.sender);
+        _replaceSigner(orgId, org, pending.signer);
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function completeSignerChange(bytes32 orgId) external {
+        Organisation storage org = _existing(orgId);
+        PendingSigner memory pending = _pending(orgId);
+        if (msg.sender != pending.signer && !hasRole(ORG_ADMIN_ROLE, msg.sender)) {
+            revert OrganisationRegistrySignerChangeUnauthorised(orgId, msg.sender);
+        }
+        if (block.timestamp < pending.effectiveAt) {
+            revert OrganisationRegistrySignerChangeNotDue(orgId, pending.effectiveAt);
+        }
+        _replaceSigner(orgId, org, pending.signer);
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function cancelSignerChange(bytes32 orgId) external {
+        Organisation storage org = _existing(orgId);
+        if (msg.sender != org.signer && !hasRole(ORG_ADMIN_ROLE, msg.sender)) {
+            revert OrganisationRegistrySignerChangeUnauthorised(orgId, msg.sender);
+        }
+        PendingSigner memory pending = _pending(orgId);
+        delete _pendingSigners[orgId];
+        emit OrganisationSignerChangeCancelled(orgId, pending.signer, msg.sender);
     }
 
     /// @inheritdoc IOrganisationRegistry
@@ -162,6 +202,16 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
     }
 
     /// @inheritdoc IOrganisationRegistry
+    function pendingSigner(bytes32 orgId) external view returns (PendingSigner memory) {
+        return _pendingSigners[orgId];
+    }
+
+    /// @inheritdoc IOrganisationRegistry
+    function signerChangeDelay() external view returns (uint48) {
+        return _signerChangeDelay;
+    }
+
+    /// @inheritdoc IOrganisationRegistry
     function organisationCount() external view returns (uint256) {
         return _organisationIds.length;
     }
@@ -179,6 +229,23 @@ contract OrganisationRegistry is IOrganisationRegistry, AccessControlDefaultAdmi
         super._acceptDefaultAdminTransfer();
         _revokeRole(ORG_ADMIN_ROLE, previous);
         _grantRole(ORG_ADMIN_ROLE, defaultAdmin());
+    }
+
+    /// @dev The proposed signer may have been registered for another organisation since the proposal:
+    /// availability is checked again when the change takes effect.
+    function _replaceSigner(bytes32 orgId, Organisation storage org, address newSigner) private {
+        _requireSignerAvailable(newSigner);
+        delete _pendingSigners[orgId];
+        address previous = org.signer;
+        delete _organisationOfSigner[previous];
+        _organisationOfSigner[newSigner] = orgId;
+        org.signer = newSigner;
+        emit OrganisationSignerChanged(orgId, previous, newSigner);
+    }
+
+    function _pending(bytes32 orgId) private view returns (PendingSigner memory pending) {
+        pending = _pendingSigners[orgId];
+        if (pending.signer == address(0)) revert OrganisationRegistryNoPendingSigner(orgId);
     }
 
     function _existing(bytes32 orgId) private view returns (Organisation storage org) {

@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from ledger_api.chain.devnet import Devnet
+
+# Property tests assert behaviour, never speed: Hypothesis' default 200 ms deadline per example failed a
+# correct Merkle property test on a loaded 2-core machine (301 ms), so no test here has a deadline.
+settings.register_profile("ledger", deadline=None)
+settings.load_profile("ledger")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"

@@ -19,7 +19,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from adapters.errors import MissingColumnsError, UnreadableFileError
+from adapters.errors import InputTooLargeError, MissingColumnsError, UnreadableFileError
+from adapters.limits import InputLimits
+from adapters.parsing.archive import check_xlsx_archive
 from adapters.parsing.encoding import has_undecodable, open_text
 from adapters.parsing.fields import FieldSet, HeaderMatch
 from adapters.parsing.text import is_blank
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 HEADER_SCAN_ROWS = 20
+DEFAULT_LIMITS = InputLimits()
 # A record spanning more lines than this means an unbalanced quote swallowed the rest of the file.
 MAX_RECORD_LINES = 200
 _DELIMITERS = (",", "\t", ";", "|")
@@ -112,10 +115,14 @@ class XlsxSheet:
 
 
 @contextmanager
-def open_xlsx_sheets(stream: BinaryIO, *, file_name: str) -> Iterator[list[XlsxSheet]]:
+def open_xlsx_sheets(
+    stream: BinaryIO, *, file_name: str, limits: InputLimits = DEFAULT_LIMITS
+) -> Iterator[list[XlsxSheet]]:
     """The sheets of a workbook (active sheet first), each as a lazy row iterator.
 
-    openpyxl's read-only mode streams the sheet XML, so memory does not grow with the row count.
+    openpyxl's read-only mode streams the sheet XML, so memory does not grow with the row count; the
+    archive is checked against ``limits`` first (see :mod:`adapters.limits`), and rows, columns and
+    cells are capped as they stream.
     """
     import openpyxl  # imported lazily: only XLSX adapters pay for it
     from openpyxl.utils.exceptions import InvalidFileException
@@ -127,6 +134,7 @@ def open_xlsx_sheets(stream: BinaryIO, *, file_name: str) -> Iterator[list[XlsxS
             shutil.copyfileobj(stream, spooled)
             spooled.seek(0)
             stream = spooled
+        check_xlsx_archive(stream, file_name=file_name, limits=limits)
         try:
             workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
         except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
@@ -139,14 +147,38 @@ def open_xlsx_sheets(stream: BinaryIO, *, file_name: str) -> Iterator[list[XlsxS
                 continue  # chartsheets have no cells
             # Writers sometimes store a wrong <dimension>; read-only mode would then cut rows off.
             ws.reset_dimensions()
-            sheets.append(XlsxSheet(title=str(ws.title), rows=_sheet_rows(ws)))
+            rows = _sheet_rows(ws, file_name=file_name, limits=limits)
+            sheets.append(XlsxSheet(title=str(ws.title), rows=rows))
         yield sheets
 
 
-def _sheet_rows(ws: Any) -> Iterator[SourceRow]:
+def _sheet_rows(ws: Any, *, file_name: str, limits: InputLimits) -> Iterator[SourceRow]:
     # read-only iter_rows fills gaps with empty rows, so enumerate() gives the Excel row number.
     for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-        yield SourceRow(number, values)
+        if number > limits.max_rows:
+            raise InputTooLargeError(
+                file_name, f"sheet {ws.title!r} has more than {limits.max_rows:,} rows; split the file"
+            )
+        yield _capped_row(number, values, limits)
+
+
+def _capped_row(number: int, values: Sequence[object], limits: InputLimits) -> SourceRow:
+    """The row as read, or, past a cap, a bad row that keeps no more than the capped cells."""
+    if len(values) > limits.max_columns:
+        return SourceRow(
+            number,
+            values[: limits.max_columns],
+            f"cells in {len(values):,} columns; at most {limits.max_columns:,} are read",
+        )
+    for column, value in enumerate(values, start=1):
+        if isinstance(value, str) and len(value) > limits.max_cell_chars:
+            cells = [*values[: column - 1], value[: limits.max_cell_chars], *values[column:]]
+            return SourceRow(
+                number,
+                cells,
+                f"a cell of {len(value):,} characters in column {column}; at most {limits.max_cell_chars:,}",
+            )
+    return SourceRow(number, values)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,13 @@ interface IOrganisationRegistry {
         Admin
     }
 
+    /// @notice A signer change an admin proposed: it takes effect when the organisation's current
+    /// signer accepts it, or once `effectiveAt` has passed (a lost key cannot accept).
+    struct PendingSigner {
+        address signer;
+        uint48 effectiveAt;
+    }
+
     /// @notice An organisation as the registry holds it.
     struct Organisation {
         OrganisationKind kind;
@@ -51,6 +58,12 @@ interface IOrganisationRegistry {
     error OrganisationRegistryUnknownIndex(uint256 index);
     /// @notice Key `index` does not exist for `orgId`.
     error OrganisationRegistryUnknownKey(bytes32 orgId, uint256 index);
+    /// @notice No signer change is pending for `orgId`.
+    error OrganisationRegistryNoPendingSigner(bytes32 orgId);
+    /// @notice The pending signer change of `orgId` takes effect only at `effectiveAt` (or on acceptance).
+    error OrganisationRegistrySignerChangeNotDue(bytes32 orgId, uint48 effectiveAt);
+    /// @notice `caller` may not take this step of the signer change of `orgId`.
+    error OrganisationRegistrySignerChangeUnauthorised(bytes32 orgId, address caller);
 
     /// @notice An organisation was registered with its first public key (index 0).
     event OrganisationRegistered(
@@ -60,7 +73,16 @@ interface IOrganisationRegistry {
     event OrganisationSuspended(bytes32 indexed orgId, address by);
     /// @notice A suspended organisation was reinstated by `by`.
     event OrganisationReinstated(bytes32 indexed orgId, address by);
-    /// @notice An admin replaced the organisation's signer (lost key, staff change).
+    /// @notice Admin `proposedBy` proposed `newSigner` for the organisation: it takes effect when the
+    /// current signer accepts, or at `effectiveAt`, unless cancelled first.
+    event OrganisationSignerChangeProposed(
+        bytes32 indexed orgId, address currentSigner, address newSigner, uint48 effectiveAt, address proposedBy
+    );
+    /// @notice The organisation's current signer accepted the pending change (it takes effect at once).
+    event OrganisationSignerChangeAccepted(bytes32 indexed orgId, address acceptedBy);
+    /// @notice The pending change to `newSigner` was cancelled by `cancelledBy` (an admin or the signer).
+    event OrganisationSignerChangeCancelled(bytes32 indexed orgId, address newSigner, address cancelledBy);
+    /// @notice The organisation's signer was replaced, by acceptance or after the delay.
     event OrganisationSignerChanged(bytes32 indexed orgId, address previousSigner, address newSigner);
     /// @notice An admin replaced the list of communities the organisation serves.
     event OrganisationCommunitiesChanged(bytes32 indexed orgId, bytes32[] communities);
@@ -82,8 +104,27 @@ interface IOrganisationRegistry {
     /// @notice Reinstate a suspended organisation. Only `ORG_ADMIN_ROLE`.
     function reinstateOrganisation(bytes32 orgId) external;
 
-    /// @notice Replace an organisation's signer. Only `ORG_ADMIN_ROLE`.
-    function changeSigner(bytes32 orgId, address newSigner) external;
+    /// @notice Propose `newSigner` for `orgId` (lost key, staff change). Only `ORG_ADMIN_ROLE`. Nothing
+    /// changes yet: the organisation's signer accepts it, or anyone completes it after the delay. A
+    /// new proposal replaces a pending one.
+    /// @return effectiveAt When the change can be completed without the signer's acceptance.
+    function proposeSignerChange(bytes32 orgId, address newSigner) external returns (uint48 effectiveAt);
+
+    /// @notice Accept the pending signer change now. Only the organisation's current signer.
+    function acceptSignerChange(bytes32 orgId) external;
+
+    /// @notice Carry out the pending signer change once its delay has passed. Only the proposed
+    /// signer (which so shows it holds the key) or `ORG_ADMIN_ROLE`.
+    function completeSignerChange(bytes32 orgId) external;
+
+    /// @notice Drop the pending signer change. `ORG_ADMIN_ROLE` or the organisation's current signer.
+    function cancelSignerChange(bytes32 orgId) external;
+
+    /// @notice The pending signer change of `orgId` (signer zero when none).
+    function pendingSigner(bytes32 orgId) external view returns (PendingSigner memory);
+
+    /// @notice Seconds an admin's signer change waits for the organisation's acceptance.
+    function signerChangeDelay() external view returns (uint48);
 
     /// @notice Replace the communities an organisation serves. Only `ORG_ADMIN_ROLE`.
     function setCommunities(bytes32 orgId, bytes32[] calldata communities) external;

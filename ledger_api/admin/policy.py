@@ -18,7 +18,7 @@ import yaml
 from ledger_api.admin.timeparse import format_timestamp, parse_timestamp
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.encoding import OrganisationKind, Purpose, checksum_address, code_to_bytes32, hex_to_bytes32
-from ledger_api.chain.models import Grant, GrantSpec, Organisation
+from ledger_api.chain.models import Grant, GrantSpec, Organisation, PendingSigner
 from ledger_api.chain.signers import Signer
 from ledger_api.errors import LedgerError
 
@@ -108,7 +108,10 @@ def plan(policy: Policy, chain: LedgerChain) -> Plan:
     actions: list[Action] = []
     notes: list[str] = []
     for desired in policy.organisations:
-        actions += _organisation_actions(desired, current_orgs.get(desired.org_id), notes)
+        current = current_orgs.get(desired.org_id)
+        actions += _organisation_actions(desired, current, notes)
+        if current is not None:
+            actions += _signer_actions(desired, current, chain.pending_signer(desired.org_id), notes)
 
     now = chain.latest_timestamp()
     managed_owners = {o.org_id for o in policy.organisations}
@@ -143,6 +146,28 @@ def apply(plan_: Plan, chain: LedgerChain, signer: Signer, *, echo: Callable[[st
     return len(plan_.actions)
 
 
+def _signer_actions(
+    desired: DesiredOrganisation, current: Organisation, pending: PendingSigner | None, notes: list[str]
+) -> list[Action]:
+    """An admin only proposes a signer: the organisation accepts it, or it takes effect after the delay."""
+    org_id, wanted = desired.org_id, checksum_address(desired.signer)
+    if checksum_address(current.signer) == wanted:
+        return []
+    if pending is not None and checksum_address(pending.signer) == wanted:
+        notes.append(
+            f"signer change of {org_id} to {wanted} is pending: effective when {org_id} accepts it "
+            f"(ledger org accept-signer {org_id}) or from {format_timestamp(pending.effective_at)}"
+        )
+        return []
+    return [
+        Action(
+            description=f"propose signer of {org_id}: {current.signer} -> {wanted} "
+            "(effective on the organisation's acceptance or after the registry's delay)",
+            run=lambda c, s: c.propose_signer_change(signer=s, org_id=org_id, new_signer=wanted),
+        )
+    ]
+
+
 def _organisation_actions(desired: DesiredOrganisation, current: Organisation | None, notes: list[str]) -> list[Action]:
     org_id = desired.org_id
     if current is None:
@@ -175,13 +200,6 @@ def _organisation_actions(desired: DesiredOrganisation, current: Organisation | 
     actions = []
     if current.kind != desired.kind:
         notes.append(f"organisation {org_id} is a {current.kind.name.lower()} on chain; kinds cannot change")
-    if checksum_address(current.signer) != checksum_address(desired.signer):
-        actions.append(
-            Action(
-                description=f"change signer of {org_id}: {current.signer} -> {desired.signer}",
-                run=lambda c, s: c.change_signer(signer=s, org_id=org_id, new_signer=desired.signer),
-            )
-        )
     if tuple(current.communities) != desired.communities:
         actions.append(
             Action(

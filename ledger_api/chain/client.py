@@ -19,7 +19,7 @@ from ledger_api.chain.encoding import (
     code_to_bytes32,
     hex_to_bytes32,
 )
-from ledger_api.chain.models import Grant, GrantSpec, Organisation
+from ledger_api.chain.models import Grant, GrantSpec, Organisation, PendingSigner
 from ledger_api.chain.transactor import GasPricing, Transactor
 
 ORG_ADMIN_ROLE = Web3.keccak(text="ORG_ADMIN_ROLE")
@@ -97,9 +97,30 @@ class LedgerChain:
         fn = self.registry.functions.reinstateOrganisation(code_to_bytes32(org_id))
         return self._tx.transact(fn, signer=signer)
 
-    def change_signer(self, *, signer: LocalAccount, org_id: str, new_signer: str) -> TxReceipt:
-        fn = self.registry.functions.changeSigner(code_to_bytes32(org_id), Web3.to_checksum_address(new_signer))
-        return self._tx.transact(fn, signer=signer)
+    def propose_signer_change(self, *, signer: LocalAccount, org_id: str, new_signer: str) -> TxReceipt:
+        """An admin's proposal: effective on the organisation's acceptance or after the registry's delay."""
+        to = Web3.to_checksum_address(new_signer)
+        return self._tx.transact(
+            self.registry.functions.proposeSignerChange(code_to_bytes32(org_id), to), signer=signer
+        )
+
+    def accept_signer_change(self, *, signer: LocalAccount, org_id: str) -> TxReceipt:
+        """The organisation's current signer accepts the pending change (it takes effect at once)."""
+        return self._tx.transact(self.registry.functions.acceptSignerChange(code_to_bytes32(org_id)), signer=signer)
+
+    def complete_signer_change(self, *, signer: LocalAccount, org_id: str) -> TxReceipt:
+        """The proposed signer (or an admin) completes a pending change once its delay has passed."""
+        return self._tx.transact(self.registry.functions.completeSignerChange(code_to_bytes32(org_id)), signer=signer)
+
+    def cancel_signer_change(self, *, signer: LocalAccount, org_id: str) -> TxReceipt:
+        return self._tx.transact(self.registry.functions.cancelSignerChange(code_to_bytes32(org_id)), signer=signer)
+
+    def pending_signer(self, org_id: str) -> PendingSigner | None:
+        """The signer change waiting for acceptance or its delay, or None."""
+        address, effective_at = self._tx.call(self.registry.functions.pendingSigner(code_to_bytes32(org_id)))
+        if int(address, 16) == 0:
+            return None
+        return PendingSigner(signer=str(address), effective_at=int(effective_at))
 
     def set_communities(self, *, signer: LocalAccount, org_id: str, communities: Sequence[str]) -> TxReceipt:
         fn = self.registry.functions.setCommunities(code_to_bytes32(org_id), [code_to_bytes32(c) for c in communities])

@@ -67,12 +67,18 @@ class DeploymentStore:
         return path
 
 
+DEFAULT_SIGNER_CHANGE_DELAY_S = 3 * 86_400
+"""How long an admin's signer change waits for the organisation's own acceptance (a weekend and a day:
+long enough for the organisation to notice the proposal event and cancel a change it did not ask for)."""
+
+
 def deploy_contracts(
     *,
     transactor: Transactor,
     admin: LocalAccount,
     log_writer: str | None = None,
     admin_transfer_delay_s: int = 0,
+    signer_change_delay_s: int = DEFAULT_SIGNER_CHANGE_DELAY_S,
 ) -> Deployment:
     """Deploy every ledger contract with ``admin`` as the registry's admin; grant the log writer its role."""
     w3 = transactor.w3
@@ -89,7 +95,7 @@ def deploy_contracts(
         addresses[name] = address
         return address
 
-    registry = deploy("OrganisationRegistry", admin.address, admin_transfer_delay_s)
+    registry = deploy("OrganisationRegistry", admin.address, admin_transfer_delay_s, signer_change_delay_s)
     for name in CONTRACTS[1:-1]:
         deploy(name, registry)
     deploy("InclusionVerifier")

@@ -207,7 +207,10 @@ def measure(rpc_url: str) -> GasReport:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
     transactor = Transactor(w3=w3)
     actors = _Actors(**{f.name: dev_account(i) for i, f in enumerate(fields(_Actors))})  # accounts 0..7, in order
-    deployment = deploy_contracts(transactor=transactor, admin=actors.admin, log_writer=actors.log_writer.address)
+    # No signer-change delay, so that completing a change is measured too (the delay costs no gas).
+    deployment = deploy_contracts(
+        transactor=transactor, admin=actors.admin, log_writer=actors.log_writer.address, signer_change_delay_s=0
+    )
     report = GasReport(chain_id=transactor.chain_id, compiler=compiler_version())
     _measure_deployments(w3, deployment.addresses, deployment.block_number, report)
     ledger = LedgerChain(transactor=transactor, deployment=deployment)
@@ -264,7 +267,12 @@ def _measure_organisations(m: _Meter, a: _Actors) -> None:
     m.tx(reg, "rotateKey", "X25519 key (34 B)", police, b32("PS-XIHU-01"), X25519_KEY[:-1] + b"\xff")
     m.tx(reg, "rotateKey", "ML-KEM-768+X25519 key (1218 B)", police, b32("PS-XIHU-01"), HYBRID_KEY)
     m.tx(reg, "setCommunities", "3 communities", admin, b32("PM-XIHU-01"), [community_a, community_b, community_c])
-    m.tx(reg, "changeSigner", "new signer", admin, b32("AU-CITY-01"), spare.address)
+    m.tx(reg, "proposeSignerChange", "new signer", admin, b32("AU-CITY-01"), spare.address)
+    m.tx(reg, "acceptSignerChange", "by the organisation's signer", auditor, b32("AU-CITY-01"))
+    m.tx(reg, "proposeSignerChange", "new signer", admin, b32("AU-CITY-01"), auditor.address)
+    m.tx(reg, "cancelSignerChange", "by an admin", admin, b32("AU-CITY-01"))
+    m.tx(reg, "proposeSignerChange", "new signer", admin, b32("AU-CITY-01"), auditor.address)
+    m.tx(reg, "completeSignerChange", "by the new signer, no delay", auditor, b32("AU-CITY-01"))
     m.tx(reg, "suspendOrganisation", "active organisation", admin, b32("AU-CITY-01"))
     m.tx(reg, "reinstateOrganisation", "suspended organisation", admin, b32("AU-CITY-01"))
 

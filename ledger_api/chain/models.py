@@ -21,6 +21,14 @@ class Organisation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PendingSigner:
+    """An admin's signer change waiting for the organisation's acceptance or for ``effective_at``."""
+
+    signer: str
+    effective_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class GrantSpec:
     """What an admin or an owner asks for; empty scopes mean "any"."""
 

@@ -33,9 +33,29 @@ def register(commands: Any) -> None:
     )
     reg.set_defaults(handler=run_org_register)
 
+    change = org_actions.add_parser(
+        "change-signer",
+        help="propose a new signer (admin): effective when the organisation accepts it, or after the delay",
+    )
+    change.add_argument("org_id")
+    change.add_argument("--signer", required=True, metavar="ADDRESS")
+    change.set_defaults(handler=run_org_change_signer)
+    _common(change)
+
     for name, help_text, handler in [
         ("suspend", "suspend an organisation (admin)", run_org_suspend),
         ("reinstate", "reinstate a suspended organisation (admin)", run_org_reinstate),
+        (
+            "accept-signer",
+            "accept the pending signer change (the organisation's current signer)",
+            run_org_accept_signer,
+        ),
+        (
+            "complete-signer",
+            "complete a pending signer change past its delay (the new signer)",
+            run_org_complete_signer,
+        ),
+        ("cancel-signer", "cancel a pending signer change (the organisation's signer or admin)", run_org_cancel_signer),
     ]:
         action = org_actions.add_parser(name, help=help_text)
         action.add_argument("org_id")
@@ -145,6 +165,40 @@ def run_org_reinstate(args: argparse.Namespace) -> int:
     ctx = CliContext.from_args(args)
     ctx.chain.reinstate_organisation(signer=ctx.signer(args), org_id=args.org_id)
     print(f"reinstated {args.org_id}")
+    return 0
+
+
+def run_org_change_signer(args: argparse.Namespace) -> int:
+    ctx = CliContext.from_args(args)
+    ctx.chain.propose_signer_change(signer=ctx.signer(args), org_id=args.org_id, new_signer=args.signer)
+    pending = ctx.chain.pending_signer(args.org_id)
+    assert pending is not None
+    print(
+        f"proposed signer {args.signer} for {args.org_id}: effective when {args.org_id} accepts it "
+        f"(ledger org accept-signer {args.org_id}, signed by its current signer) or, completed by the new "
+        f"signer, from {format_timestamp(pending.effective_at)}"
+    )
+    return 0
+
+
+def run_org_accept_signer(args: argparse.Namespace) -> int:
+    ctx = CliContext.from_args(args)
+    ctx.chain.accept_signer_change(signer=ctx.signer(args), org_id=args.org_id)
+    print(f"accepted: {args.org_id} now signs with {ctx.chain.organisation(args.org_id).signer}")
+    return 0
+
+
+def run_org_complete_signer(args: argparse.Namespace) -> int:
+    ctx = CliContext.from_args(args)
+    ctx.chain.complete_signer_change(signer=ctx.signer(args), org_id=args.org_id)
+    print(f"completed: {args.org_id} now signs with {ctx.chain.organisation(args.org_id).signer}")
+    return 0
+
+
+def run_org_cancel_signer(args: argparse.Namespace) -> int:
+    ctx = CliContext.from_args(args)
+    ctx.chain.cancel_signer_change(signer=ctx.signer(args), org_id=args.org_id)
+    print(f"cancelled the pending signer change of {args.org_id}")
     return 0
 
 

@@ -66,6 +66,24 @@ def _progress(path: Path) -> tuple[Callable[[int], object] | None, Callable[[], 
     return (lambda rows: bar.update(task, description=f"{path.name}: {rows:,} rows")), bar.stop
 
 
+class _PushOutcomes:
+    """What the gateway answered for every record pushed: created, new version or unchanged."""
+
+    STATUSES = ("created", "new_version", "unchanged")
+
+    def __init__(self, push: Callable[[list[Any]], dict[str, Any]]) -> None:
+        self._push = push
+        self.counts = dict.fromkeys(self.STATUSES, 0)
+
+    def __call__(self, records: list[Any]) -> None:
+        for record in self._push(records)["records"]:
+            self.counts[record["status"]] += 1
+
+    def to_text(self) -> str:
+        c = self.counts
+        return f"pushed: {c['created']} created, {c['new_version']} new version(s), {c['unchanged']} unchanged"
+
+
 def run_import(args: argparse.Namespace) -> int:
     from ledger_api.client import GatewayClient
 
@@ -80,29 +98,33 @@ def run_import(args: argparse.Namespace) -> int:
     elif not owner:
         raise ConfigurationError("--dry-run needs --owner ORG (the organisation the records would belong to)")
 
-    reports = []
+    results = []
     try:
         for path in args.files:
+            outcomes = _PushOutcomes(client.push) if client else None
             progress, done = _progress(path)
             try:
                 report = import_file(
-                    path, args.adapter, context=_context(args, owner, path),
-                    sink=client.push if client else None, progress=progress,
-                )  # fmt: skip
+                    path, args.adapter, context=_context(args, owner, path), sink=outcomes, progress=progress
+                )
             except AdapterError as exc:
                 raise LedgerError(f"{path}: {exc}") from exc
             finally:
                 done()
-            reports.append(report)
+            results.append((report, outcomes))
     finally:
         if client:
             client.close()
-    if args.json:
-        documents = [r.to_json_dict() for r in reports]
-        print(json.dumps(documents[0] if len(documents) == 1 else documents, ensure_ascii=False, indent=2))
-    else:
-        for report in reports:
-            print(report.to_text())
-            if args.dry_run:
-                print("(dry run: nothing was pushed)")
+    _print_results(results, as_json=args.json)
     return 0
+
+
+def _print_results(results: list[tuple[Any, _PushOutcomes | None]], *, as_json: bool) -> None:
+    """Each file's import report with the gateway's answers (``outcomes`` is null in a dry run)."""
+    if as_json:
+        documents = [{**r.to_json_dict(), "outcomes": o.counts if o else None} for r, o in results]
+        print(json.dumps(documents[0] if len(documents) == 1 else documents, ensure_ascii=False, indent=2))
+        return
+    for report, outcomes in results:
+        print(report.to_text())
+        print(outcomes.to_text() if outcomes else "(dry run: nothing was pushed)")

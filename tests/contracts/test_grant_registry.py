@@ -284,7 +284,8 @@ def test_suspended_owner_may_still_revoke(ledger: LedgerChain, actors: Actors, n
 
 def test_revoke_follows_the_owners_current_signer(ledger: LedgerChain, actors: Actors, now: int) -> None:
     grant_id, _, _ = create(ledger, actors.owner, grant_request(now=now))
-    ledger.change_signer(signer=actors.admin, org_id=POLICE, new_signer=actors.stranger.address)
+    ledger.propose_signer_change(signer=actors.admin, org_id=POLICE, new_signer=actors.stranger.address)
+    ledger.accept_signer_change(signer=actors.owner, org_id=POLICE)
     with reverts("GrantRegistryUnauthorised", b32(POLICE), actors.owner.address):
         transact(ledger, ledger.grants.functions.revokeGrant(grant_id), actors.owner)
     transact(ledger, ledger.grants.functions.revokeGrant(grant_id), actors.stranger)

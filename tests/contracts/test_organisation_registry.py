@@ -3,7 +3,10 @@ two-step hand-over of DEFAULT_ADMIN_ROLE (OpenZeppelin AccessControlDefaultAdmin
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import TxReceipt
 
@@ -221,9 +224,40 @@ def test_suspension_needs_org_admin_role(ledger: LedgerChain, actors: Actors, fu
 # --- signers -----------------------------------------------------------------------------------------
 
 
-def test_change_signer_moves_the_signer(ledger: LedgerChain, actors: Actors) -> None:
+DELAY = 3 * 86_400  # deploy_contracts' default signer-change delay
+
+
+def fund(ledger: LedgerChain, account: LocalAccount) -> None:
+    ledger.w3.eth.send_transaction({"from": ledger.w3.eth.accounts[0], "to": account.address, "value": 10**20})
+
+
+def propose(ledger: LedgerChain, actors: Actors, org: str, new: str) -> TxReceipt:
+    return transact(ledger, ledger.registry.functions.proposeSignerChange(b32(org), new), actors.admin)
+
+
+def test_a_proposed_signer_change_changes_nothing_until_accepted(ledger: LedgerChain, actors: Actors) -> None:
     new = fresh_account("police-new-signer")
-    receipt = transact(ledger, ledger.registry.functions.changeSigner(b32(POLICE), new.address), actors.admin)
+    receipt = propose(ledger, actors, POLICE, new.address)
+    event = single_event(ledger.registry, "OrganisationSignerChangeProposed", receipt)
+    effective_at = ledger.w3.eth.get_block(receipt["blockNumber"])["timestamp"] + DELAY
+    assert (event["orgId"], event["effectiveAt"]) == (b32(POLICE), effective_at)
+    assert same_address(event["currentSigner"], actors.owner.address)
+    assert same_address(event["newSigner"], new.address)
+    assert same_address(event["proposedBy"], actors.admin.address)
+    assert not events(ledger.registry, "OrganisationSignerChanged", receipt)
+    assert same_address(ledger.organisation(POLICE).signer, actors.owner.address)
+    pending = call(ledger, ledger.registry.functions.pendingSigner(b32(POLICE)))
+    assert same_address(pending[0], new.address)
+    assert pending[1] == effective_at
+
+
+def test_the_owner_accepts_and_the_signer_moves(ledger: LedgerChain, actors: Actors) -> None:
+    new = fresh_account("police-new-signer")
+    propose(ledger, actors, POLICE, new.address)
+    receipt = transact(ledger, ledger.registry.functions.acceptSignerChange(b32(POLICE)), actors.owner)
+    accepted = single_event(ledger.registry, "OrganisationSignerChangeAccepted", receipt)
+    assert accepted["orgId"] == b32(POLICE)
+    assert same_address(accepted["acceptedBy"], actors.owner.address)
     event = single_event(ledger.registry, "OrganisationSignerChanged", receipt)
     assert event["orgId"] == b32(POLICE)
     assert same_address(event["previousSigner"], actors.owner.address)
@@ -232,6 +266,7 @@ def test_change_signer_moves_the_signer(ledger: LedgerChain, actors: Actors) -> 
     assert same_address(ledger.organisation(POLICE).signer, new.address)
     assert call(ledger, ledger.registry.functions.organisationOfSigner(new.address)) == b32(POLICE)
     assert call(ledger, ledger.registry.functions.organisationOfSigner(actors.owner.address)) == ZERO32
+    assert same_address(call(ledger, ledger.registry.functions.pendingSigner(b32(POLICE)))[0], ZERO_ADDRESS)
     # The old signer no longer acts for the organisation ...
     with reverts("OrganisationRegistryNotSigner", b32(POLICE), actors.owner.address):
         transact(ledger, ledger.registry.functions.rotateKey(b32(POLICE), NEW_KEY), actors.owner)
@@ -240,9 +275,66 @@ def test_change_signer_moves_the_signer(ledger: LedgerChain, actors: Actors) -> 
     assert call(ledger, ledger.registry.functions.organisationOfSigner(actors.owner.address)) == b32(NEW_ORG)
 
 
+def test_without_acceptance_the_change_waits_for_its_delay(ledger: LedgerChain, actors: Actors, tester: Any) -> None:
+    new = fresh_account("police-new-signer")
+    receipt = propose(ledger, actors, POLICE, new.address)
+    effective_at = single_event(ledger.registry, "OrganisationSignerChangeProposed", receipt)["effectiveAt"]
+    complete = ledger.registry.functions.completeSignerChange(b32(POLICE))
+    with reverts("OrganisationRegistrySignerChangeNotDue", b32(POLICE), effective_at):
+        transact(ledger, complete, actors.admin)
+    tester.time_travel(effective_at + 1)
+    with reverts("OrganisationRegistrySignerChangeUnauthorised", b32(POLICE), actors.stranger.address):
+        transact(ledger, complete, actors.stranger)
+    fund(ledger, new)
+    receipt = transact(ledger, complete, new)  # the new signer shows it holds the key
+    assert not events(ledger.registry, "OrganisationSignerChangeAccepted", receipt)
+    event = single_event(ledger.registry, "OrganisationSignerChanged", receipt)
+    assert same_address(event["previousSigner"], actors.owner.address)
+    assert same_address(ledger.organisation(POLICE).signer, new.address)
+
+
+@pytest.mark.parametrize("by", ["owner", "admin"])
+def test_the_owner_or_an_admin_cancels_a_pending_change(
+    ledger: LedgerChain, actors: Actors, tester: Any, by: str
+) -> None:
+    new = fresh_account("police-new-signer")
+    propose(ledger, actors, POLICE, new.address)
+    receipt = transact(ledger, ledger.registry.functions.cancelSignerChange(b32(POLICE)), getattr(actors, by))
+    event = single_event(ledger.registry, "OrganisationSignerChangeCancelled", receipt)
+    assert same_address(event["newSigner"], new.address)
+    assert same_address(event["cancelledBy"], getattr(actors, by).address)
+    tester.time_travel(ledger.latest_timestamp() + DELAY + 10)
+    with reverts("OrganisationRegistryNoPendingSigner", b32(POLICE)):
+        transact(ledger, ledger.registry.functions.completeSignerChange(b32(POLICE)), actors.admin)
+    assert same_address(ledger.organisation(POLICE).signer, actors.owner.address)
+
+
+def test_only_the_organisations_signer_accepts(ledger: LedgerChain, actors: Actors) -> None:
+    propose(ledger, actors, POLICE, fresh_account("police-new-signer").address)
+    for caller in (actors.admin, actors.grantee, actors.stranger):
+        with reverts("OrganisationRegistrySignerChangeUnauthorised", b32(POLICE), caller.address):
+            transact(ledger, ledger.registry.functions.acceptSignerChange(b32(POLICE)), caller)
+    with reverts("OrganisationRegistrySignerChangeUnauthorised", b32(POLICE), actors.stranger.address):
+        transact(ledger, ledger.registry.functions.cancelSignerChange(b32(POLICE)), actors.stranger)
+
+
+def test_nothing_pending_nothing_to_accept(ledger: LedgerChain, actors: Actors) -> None:
+    with reverts("OrganisationRegistryNoPendingSigner", b32(POLICE)):
+        transact(ledger, ledger.registry.functions.acceptSignerChange(b32(POLICE)), actors.owner)
+
+
+def test_a_signer_taken_meanwhile_cannot_take_effect(ledger: LedgerChain, actors: Actors) -> None:
+    new = fresh_account("contested-signer")
+    propose(ledger, actors, POLICE, new.address)
+    transact(ledger, register_fn(ledger, signer=new.address), actors.admin)
+    with reverts("OrganisationRegistrySignerUnavailable", new.address, b32(NEW_ORG)):
+        transact(ledger, ledger.registry.functions.acceptSignerChange(b32(POLICE)), actors.owner)
+
+
 def test_change_signer_of_a_suspended_organisation_is_allowed(ledger: LedgerChain, actors: Actors) -> None:
     new = fresh_account("suspended-new-signer")
-    transact(ledger, ledger.registry.functions.changeSigner(b32(SUSPENDED), new.address), actors.admin)
+    propose(ledger, actors, SUSPENDED, new.address)
+    transact(ledger, ledger.registry.functions.acceptSignerChange(b32(SUSPENDED)), actors.suspended)
     assert same_address(ledger.organisation(SUSPENDED).signer, new.address)
     assert ledger.organisation(SUSPENDED).suspended
 
@@ -251,23 +343,24 @@ def test_change_signer_of_a_suspended_organisation_is_allowed(ledger: LedgerChai
 def test_change_signer_rejects_a_signer_in_use(ledger: LedgerChain, actors: Actors, holder: str, org: str) -> None:
     signer = getattr(actors, holder).address
     with reverts("OrganisationRegistrySignerUnavailable", signer, b32(org)):
-        transact(ledger, ledger.registry.functions.changeSigner(b32(POLICE), signer), actors.admin)
+        propose(ledger, actors, POLICE, signer)
 
 
 def test_change_signer_rejects_the_zero_address(ledger: LedgerChain, actors: Actors) -> None:
     with reverts("OrganisationRegistrySignerUnavailable", ZERO_ADDRESS, ZERO32):
-        transact(ledger, ledger.registry.functions.changeSigner(b32(POLICE), ZERO_ADDRESS), actors.admin)
+        propose(ledger, actors, POLICE, ZERO_ADDRESS)
 
 
 def test_change_signer_of_an_unknown_organisation(ledger: LedgerChain, actors: Actors) -> None:
     with reverts("OrganisationRegistryUnknownOrganisation", b32(NEW_ORG)):
-        transact(ledger, ledger.registry.functions.changeSigner(b32(NEW_ORG), actors.stranger.address), actors.admin)
+        propose(ledger, actors, NEW_ORG, actors.stranger.address)
 
 
 def test_change_signer_needs_org_admin_role(ledger: LedgerChain, actors: Actors) -> None:
     # Not even the organisation's own signer may hand its seat on.
     with reverts("AccessControlUnauthorizedAccount", actors.owner.address, ORG_ADMIN_ROLE):
-        transact(ledger, ledger.registry.functions.changeSigner(b32(POLICE), actors.stranger.address), actors.owner)
+        fn = ledger.registry.functions.proposeSignerChange(b32(POLICE), actors.stranger.address)
+        transact(ledger, fn, actors.owner)
 
 
 # --- communities -------------------------------------------------------------------------------------

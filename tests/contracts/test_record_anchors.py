@@ -258,7 +258,8 @@ def test_anchor_after_reinstatement(ledger: LedgerChain, actors: Actors) -> None
 
 
 def test_anchor_owner_follows_signer_changes(ledger: LedgerChain, actors: Actors) -> None:
-    ledger.change_signer(signer=actors.admin, org_id=POLICE, new_signer=actors.stranger.address)
+    ledger.propose_signer_change(signer=actors.admin, org_id=POLICE, new_signer=actors.stranger.address)
+    ledger.accept_signer_change(signer=actors.owner, org_id=POLICE)
     with reverts("RecordAnchorsUnknownSigner", actors.owner.address):
         transact(ledger, ledger.records.functions.anchorRecord(*Version.named("doc").anchor_args()), actors.owner)
     v = Version.named("doc")

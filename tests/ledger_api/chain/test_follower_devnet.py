@@ -329,7 +329,10 @@ def test_access_decision_equals_the_contract_for_every_outcome(ledger: Ledger) -
 def test_view_follows_signer_community_and_key_changes(ledger: Ledger) -> None:
     follower = ledger.follower()
     follower.sync()
-    ledger.chain.change_signer(signer=ADMIN, org_id=OTHER, new_signer=dev_account(8).address)
+    ledger.chain.propose_signer_change(signer=ADMIN, org_id=OTHER, new_signer=dev_account(8).address)
+    follower.ensure_current()
+    assert follower.organisation_of_signer(SIGNERS[OTHER].address) == OTHER  # proposed, not yet effective
+    ledger.chain.accept_signer_change(signer=SIGNERS[OTHER], org_id=OTHER)
     ledger.chain.set_communities(signer=ADMIN, org_id=OTHER, communities=[COMMUNITY_B])
     rotated = ledger.chain.rotate_key(signer=dev_account(8), org_id=OTHER, public_key=b"\x00\x20" + b"\x07" * 32)
     follower.ensure_current()
