@@ -21,6 +21,7 @@ from ledger_api.chain.signers import LOG_WRITER_ID, SignerStore
 from ledger_api.chain.tree_heads import TreeHeadWriter
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.crypto.keystore_secret import master_secret
+from ledger_api.errors import LedgerError
 from ledger_api.index.database import make_engine
 from ledger_api.records.ingest import IngestService
 from ledger_api.records.reading import ReadService
@@ -28,6 +29,10 @@ from ledger_api.settings import Settings
 from ledger_api.storage import BlobStore, S3BlobStore, blob_store_from_settings
 
 log = logging.getLogger(__name__)
+
+
+class AnchoringStopped(LedgerError):
+    """The anchoring worker thread of this gateway has died: acknowledged pushes would wait forever."""
 
 
 @dataclass(kw_only=True)
@@ -124,15 +129,12 @@ class GatewayServices:
             self._threads.append(thread)
         self.follower.start(poll_s=0.2)
 
-    def anchoring_health(self) -> str:
-        """ "ok …" while the worker thread runs; its error count and last error either way."""
+    def require_anchoring_healthy(self) -> None:
+        """Raise :class:`AnchoringStopped` when the anchoring worker was started here and has died."""
         thread = self._threads[0] if self._threads else None
-        errors = f"{self.worker.errors} error(s)" + (
-            f", last: {self.worker.last_error}" if self.worker.last_error else ""
-        )
-        if thread is None:
-            return f"ok (not started in this process; {errors})"
-        return f"ok (running; {errors})" if thread.is_alive() else f"unavailable: worker stopped ({errors})"
+        if thread is not None and not thread.is_alive():
+            last = f"; last error: {self.worker.last_error}" if self.worker.last_error else ""
+            raise AnchoringStopped(f"the anchoring worker stopped after {self.worker.errors} error(s){last}")
 
     def stop(self) -> None:
         """Stop the background work; the services stay usable."""

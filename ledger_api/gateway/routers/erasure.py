@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger_api.gateway.deps import CurrentOrg, Services
 from ledger_api.gateway.problems import problem_responses
+from ledger_api.gateway.routers.records import refuse_if_suspended
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.records.erasure import ErasureReceipt, ErasureService
 
@@ -55,8 +56,15 @@ def erasure_service(request: Request, services: GatewayServices) -> ErasureServi
     description="Crypto-shredding: each version's blob is replaced by the same ciphertext without any wrapped "
     "data key and the original blob is deleted, so no one can open it any more; reads answer 410. Status and "
     "proofs keep the anchored hashes; the chain is untouched. Idempotent: erasing again answers 200 with the "
-    "same versions and `newly_erased` 0. Any organisation but the owner gets 404, as for a missing record.",
-    responses=problem_responses(401, 404, 422, descriptions={404: "No such record owned by the caller"}),
+    "same versions and `newly_erased` 0. Any organisation but the owner gets 404, as for a missing record. "
+    "A suspended organisation erases nothing (403): suspension freezes what it holds, as evidence.",
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        422,
+        descriptions={403: "The organisation is suspended on chain", 404: "No such record owned by the caller"},
+    ),
 )
 async def erase_record(
     request: Request,
@@ -64,6 +72,9 @@ async def erase_record(
     org_id: CurrentOrg,
     services: Services,
 ) -> ErasureOut:
+    # At the chain head, not the follower's last poll: a suspension mined a moment ago must already hold.
+    await run_in_threadpool(services.follower.ensure_current)
+    refuse_if_suspended(services, org_id)
     service = erasure_service(request, services)
     receipt: ErasureReceipt = await run_in_threadpool(service.erase, caller=org_id, record_id=record_id)
     services.reader.forget_keys(record_id)  # no cached data key may outlive the shredded wraps

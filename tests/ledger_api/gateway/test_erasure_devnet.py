@@ -106,3 +106,21 @@ def test_the_owner_shreds_a_record_reads_answer_410_and_the_anchor_still_verifie
 
 def test_erasing_an_unknown_record_is_404(client: TestClient, ledger_home: Ledger) -> None:
     assert erase(client, ledger_home, POLICE, "0" * 64).status_code == 404
+
+
+def test_a_suspended_owner_cannot_shred_its_records(client: TestClient, ledger_home: Ledger) -> None:
+    """Before: 200, and a suspended organisation (suspended, say, over misuse) destroyed the evidence."""
+    target = sample_records("committee.hazard_reports", COMMITTEE)[3]
+    assert client.post("/v1/records", json=payload([target]), headers=ledger_home.auth(COMMITTEE)).status_code == 202
+    wait_until(lambda: status(client, ledger_home, COMMITTEE, target.record_id).json()["state"] == "anchored")
+    blob_key = status(client, ledger_home, COMMITTEE, target.record_id).json()["ciphertext_hash"]
+    chain = chain_of(ledger_home)
+    chain.suspend_organisation(signer=dev_account(0), org_id=COMMITTEE)
+    try:
+        refused = erase(client, ledger_home, COMMITTEE, target.record_id)
+    finally:
+        chain.reinstate_organisation(signer=dev_account(0), org_id=COMMITTEE)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["detail"] == f"organisation {COMMITTEE} is suspended on chain"
+    assert blob_store_from_settings(ledger_home.settings.blob_store_url).exists(blob_key)
+    assert status(client, ledger_home, COMMITTEE, target.record_id).json()["state"] == "anchored"
