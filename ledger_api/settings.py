@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_API_KEY_CACHE_S = 5.0
+"""The longest a running gateway may keep trusting an API key that another process revoked."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
@@ -38,9 +41,9 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(default=5000, ge=1)
     anchor_batch_max: int = Field(default=2000, ge=1)
     anchor_max_wait_s: float = Field(default=1.0, gt=0)
-    api_key_cache_s: float = Field(default=1.0, ge=0)
-    """How long a key found valid is trusted without a database lookup (a revocation takes effect within it;
-    0 looks every key up on every request)."""
+    api_key_cache_s: float = Field(default=1.0, ge=0, le=MAX_API_KEY_CACHE_S)
+    """How long a key found valid is trusted without a database lookup: a revocation by another process takes
+    effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
     hpke_suite: Literal["x25519", "mlkem768-x25519"] = Field(
         default="x25519",
         description="Suite of new organisation keys; the ML-KEM-768 + X25519 hybrid protects long-lived "

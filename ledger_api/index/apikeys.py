@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,6 +55,7 @@ def issue_key(engine: Engine, *, org_id: str, label: str = "") -> IssuedKey:
 
 
 def revoke_key(engine: Engine, *, key_id: str) -> bool:
+    """Revoke a key; every :class:`RecentKeys` of this process forgets it at once (others within their TTL)."""
     with Session(engine) as session:
         key = session.get(ApiKey, key_id)
         if key is None or key.revoked_at is not None:
@@ -61,7 +63,9 @@ def revoke_key(engine: Engine, *, key_id: str) -> bool:
         key.revoked_at = datetime.now(UTC)
         session.add(key)
         session.commit()
-        return True
+    for cache in list(_CACHES):
+        cache.forget(key_id)
+    return True
 
 
 def list_keys(engine: Engine) -> list[ApiKey]:
@@ -94,9 +98,10 @@ class RecentKeys:
     """Tokens recently found valid, kept for ``ttl_s`` (thread-safe, bounded).
 
     Why: looking a key up costs a database round trip and a worker-thread hop on every request, about a
-    third of a logged read's time on a 2-core gateway. The price is that ``ledger apikey revoke`` (run by
-    another process, into the database) takes effect within ``ttl_s`` rather than at once; unknown or
-    revoked tokens are never cached, so a new key works at once.
+    third of a logged read's time on a 2-core gateway. The price is that ``ledger apikey revoke`` run by
+    another process (into the database) takes effect within ``ttl_s`` (at most ``settings.MAX_API_KEY_CACHE_S``)
+    rather than at once; a revocation in this process (:func:`revoke_key`) is forgotten by every cache
+    here at once, and unknown or revoked tokens are never cached, so a new key works at once.
     """
 
     def __init__(self, *, ttl_s: float = 1.0, max_entries: int = 10_000) -> None:
@@ -104,6 +109,14 @@ class RecentKeys:
         self._max_entries = max_entries
         self._entries: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        _CACHES.add(self)
+
+    def forget(self, key_id: str) -> None:
+        """Drop every cached token of ``key_id`` (it was just revoked)."""
+        prefix = f"{KEY_PREFIX}{key_id}_"
+        with self._lock:
+            for token in [t for t in self._entries if t.startswith(prefix)]:
+                del self._entries[token]
 
     def get(self, token: str) -> str | None:
         if self._ttl_s <= 0:
@@ -121,3 +134,6 @@ class RecentKeys:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()  # crude but bounded; entries are cheap to look up again
             self._entries[token] = (org_id, time.monotonic() + self._ttl_s)
+
+
+_CACHES: weakref.WeakSet[RecentKeys] = weakref.WeakSet()
