@@ -20,7 +20,7 @@ from ledger_api.chain.transactor import Transactor
 from ledger_api.crypto import hpke
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.crypto.keystore_secret import master_secret
-from ledger_api.index.apikeys import issue_key
+from ledger_api.index.apikeys import replace_key
 from ledger_api.index.database import make_engine
 from ledger_api.settings import Settings
 
@@ -109,7 +109,7 @@ def provision(
     if issue_api_keys:
         engine = make_engine(settings.index_url)
         api_keys = {
-            org.org_id: issue_key(engine, org_id=org.org_id, label="provisioned").token for org in organisations
+            org.org_id: replace_key(engine, org_id=org.org_id, label="provisioned").token for org in organisations
         }
         engine.dispose()
     return Provisioned(

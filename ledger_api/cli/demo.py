@@ -156,7 +156,7 @@ def _story(ctx: CliContext, steps: _Steps, *, samples: Path) -> None:
     try:
         url = gateway.url
         print(f"    serving {url}/v1 (OpenAPI: {url}/v1/openapi.json)")
-        print(f"    API keys of the demo organisations (new each run): {keys_file}")
+        print(f"    API keys of the demo organisations (new each run, the previous run's revoked): {keys_file}")
         print(f'    check: curl -H "Authorization: Bearer <key>" {url}/v1/me')
         apis = {
             org: httpx.Client(base_url=url, timeout=60.0, headers={"Authorization": f"Bearer {key}"})

@@ -68,6 +68,23 @@ def revoke_key(engine: Engine, *, key_id: str) -> bool:
     return True
 
 
+def replace_key(engine: Engine, *, org_id: str, label: str) -> IssuedKey:
+    """Revoke ``org_id``'s live keys labelled ``label`` and issue a new one: one live key per label.
+
+    Provisioning issues a demo key at every start; before, each start left the earlier ones live (eleven
+    ``ledger run`` starts, eleven keys per organisation, each in some old copy of the keys file).
+    """
+    with Session(engine) as session:
+        live = session.exec(
+            select(ApiKey.key_id).where(
+                col(ApiKey.org_id) == org_id, col(ApiKey.label) == label, col(ApiKey.revoked_at).is_(None)
+            )
+        ).all()
+    for key_id in live:
+        revoke_key(engine, key_id=key_id)
+    return issue_key(engine, org_id=org_id, label=label)
+
+
 def list_keys(engine: Engine) -> list[ApiKey]:
     with Session(engine) as session:
         return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at))).all())

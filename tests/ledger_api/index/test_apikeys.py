@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ledger_api.index.apikeys import RecentKeys, issue_key, organisation_for_token, revoke_key
+from ledger_api.index.apikeys import RecentKeys, issue_key, organisation_for_token, replace_key, revoke_key
 from ledger_api.index.database import make_engine
 from ledger_api.settings import Settings
 
@@ -54,3 +54,12 @@ def test_a_revocation_in_this_process_is_forgotten_by_its_caches_at_once(tmp_pat
 def test_the_cache_setting_is_capped() -> None:
     with pytest.raises(ValidationError, match="less than or equal to 5"):
         Settings(api_key_cache_s=60)
+
+
+def test_replacing_a_labelled_key_leaves_one_live_key(tmp_path: Path) -> None:
+    """Before: every `ledger run` start issued another demo key and left the earlier ones live."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    other = issue_key(engine, org_id="PS-XIHU-01", label="operator")
+    tokens = [replace_key(engine, org_id="PS-XIHU-01", label="provisioned").token for _ in range(11)]
+    assert [organisation_for_token(engine, t) for t in tokens] == [None] * 10 + ["PS-XIHU-01"]
+    assert organisation_for_token(engine, other.token) == "PS-XIHU-01"  # other labels are not touched
