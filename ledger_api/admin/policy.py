@@ -113,7 +113,7 @@ def plan(policy: Policy, chain: LedgerChain) -> Plan:
         if current is not None:
             actions += _signer_actions(desired, current, chain.pending_signer(desired.org_id), notes)
 
-    now = chain.latest_timestamp()
+    now = chain.moment_now()
     managed_owners = {o.org_id for o in policy.organisations}
     active = [g for g in chain.iter_grants() if g.is_active(now=now)]
     active_by_identity: dict[tuple[object, ...], Grant] = {}
@@ -131,7 +131,7 @@ def plan(policy: Policy, chain: LedgerChain) -> Plan:
     for spec in policy.grants:
         if spec.identity() in active_by_identity:
             continue
-        if spec.valid_until <= now:
+        if spec.valid_until <= now.latest:
             notes.append(f"grant {_describe_grant(spec)} has already expired; not created")
             continue
         actions.append(Action(description=f"create grant: {_describe_grant(spec)}", run=_create(spec)))

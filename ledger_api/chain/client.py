@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
+from ledger_api.access.decision import Moment
 from ledger_api.chain.artifacts import contract_abi
 from ledger_api.chain.deploy import LOG_WRITER_ROLE, Deployment
 from ledger_api.chain.encoding import (
@@ -187,6 +189,13 @@ class LedgerChain:
 
     def latest_timestamp(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def moment_now(self) -> Moment:
+        """Now as the gateway's read path judges a grant: at the chain's head *and* by this machine's clock.
+
+        On an idle chain the newest block's time lags the clock; a grant whose ``until`` passed by the
+        clock is refused by the read path, so it must not be listed as active either."""
+        return Moment.at(self.latest_timestamp(), time.time())
 
 
 def _organisation(org_id: str, raw: Any, public_key: bytes) -> Organisation:

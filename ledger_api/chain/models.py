@@ -79,9 +79,13 @@ class Grant:
         """Valid in block ``block_number`` mined at ``timestamp`` (the contract's own rule)."""
         return validity(self.terms(), Moment.at(timestamp, block=block_number)) is AccessDecision.ALLOWED
 
-    def is_active(self, *, now: int) -> bool:
+    def is_active(self, *, now: int | Moment) -> bool:
         """Not revoked and not expired at ``now`` (it may still lie in the future)."""
-        return validity(self.terms(), Moment.at(now)) in _NOT_OVER
+        return self.state(now) in _NOT_OVER
+
+    def state(self, now: int | Moment) -> AccessDecision:
+        """The grant's validity at ``now`` (an instant, or a :class:`Moment` as the read path takes it)."""
+        return validity(self.terms(), now if isinstance(now, Moment) else Moment.at(now))
 
 
 _NOT_OVER = frozenset({AccessDecision.ALLOWED, AccessDecision.NOT_YET_VALID})

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger_api.access.decision import AccessDecision, Moment
 from ledger_api.admin.policy import Policy, apply, plan
 from ledger_api.admin.timeparse import format_timestamp, parse_timestamp
 from ledger_api.chain.encoding import OrganisationKind, Purpose
@@ -272,7 +273,7 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 def run_grants_list(args: argparse.Namespace) -> int:
     chain = CliContext.from_args(args).chain
-    now = chain.latest_timestamp()
+    now = chain.moment_now()
     grants = [
         g
         for g in chain.iter_grants()
@@ -325,17 +326,17 @@ def run_policy_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grant_state(grant: Grant, now: int) -> str:
-    if grant.revoked:
+_STATE_WORDS = {AccessDecision.EXPIRED: "expired", AccessDecision.NOT_YET_VALID: "not yet valid"}
+
+
+def _grant_state(grant: Grant, now: Moment) -> str:
+    state = grant.state(now)
+    if state is AccessDecision.REVOKED:
         return f"revoked@{grant.revoked_block}"
-    if now >= grant.spec.valid_until:
-        return "expired"
-    if now < grant.spec.valid_from:
-        return "not yet valid"
-    return "active"
+    return _STATE_WORDS.get(state, "active")
 
 
-def _grant_json(grant: Grant, now: int) -> dict[str, object]:
+def _grant_json(grant: Grant, now: Moment) -> dict[str, object]:
     spec = grant.spec
     return {
         "grant_id": grant.grant_id,

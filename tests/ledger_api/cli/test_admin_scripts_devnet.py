@@ -6,11 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from web3 import Web3
 
+from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.deploy import Deployment
 from ledger_api.chain.devnet import Devnet, dev_account
+from ledger_api.chain.encoding import Purpose
+from ledger_api.chain.models import GrantSpec
+from ledger_api.chain.transactor import Transactor
+from ledger_api.settings import Settings
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
@@ -195,3 +203,24 @@ def test_errors_are_one_clear_line(run, tmp_path: Path) -> None:  # type: ignore
     unreachable = run("grants", "list", "--rpc-url", "http://127.0.0.1:9", ok=False)
     assert unreachable.returncode == 1
     assert "Traceback" not in unreachable.stderr
+
+
+def test_a_grant_past_its_until_lists_as_expired_on_an_idle_chain(run, devnet: Devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The read path refuses a grant whose ``until`` passed by the gateway's clock even when no block was
+    mined since; before, ``grants list`` followed the newest block's time and still showed it active."""
+    run("deploy")
+    for org, kind, signer in (("PS-IDLE-01", "police", POLICE), ("CM-IDLE-01", "committee", COMMITTEE)):
+        run("org", "register", org, "--kind", kind, "--signer", signer.address, "--public-key", KEY)
+    # Granted in this process, at once: a CLI start on a loaded machine could outlast a short grant.
+    transactor = Transactor(w3=Web3(Web3.HTTPProvider(devnet.rpc_url)))
+    deployment = Settings(home=tmp_path / "home").deployments_dir / f"{transactor.chain_id}.json"
+    chain = LedgerChain(transactor=transactor, deployment=Deployment(**json.loads(deployment.read_text())))
+    now = chain.latest_timestamp()
+    until = max(now, int(time.time())) + 4
+    chain.create_grant(signer=POLICE, spec=GrantSpec(owner_org="PS-IDLE-01", grantee_org="CM-IDLE-01",
+                       purpose=Purpose.ELDERLY_CARE, valid_from=now - 10, valid_until=until))  # fmt: skip
+    while time.time() < until + 1:  # no transaction meanwhile: the newest block keeps its old time
+        time.sleep(0.2)
+    assert chain.latest_timestamp() < until  # the chain itself has not seen the expiry
+    assert [g["state"] for g in grants(run)] == ["expired"]
+    assert json.loads(run("grants", "list", "--json").stdout) == []
