@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=1.0, ge=0, le=MAX_API_KEY_CACHE_S)
     """How long a key found valid is trusted without a database lookup: a revocation by another process takes
     effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
+    follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
+    """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
+    and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be
+    brought there at once), they answer 503 instead of from a stale view. The follower polls every 0.2 s."""
     hpke_suite: Literal["x25519", "mlkem768-x25519"] = Field(
         default="x25519",
         description="Suite of new organisation keys; the ML-KEM-768 + X25519 hybrid protects long-lived "

@@ -15,6 +15,19 @@ class ChainUnavailable(ChainError):
     """The JSON-RPC endpoint cannot be reached or answered with an error unrelated to a contract."""
 
 
+class ChainViewBehind(ChainUnavailable):
+    """The in-memory chain view (:class:`~ledger_api.chain.follower.ChainFollower`) was not confirmed at the
+    node's head within the allowed lag, and cannot be brought there now: answers from it could be stale."""
+
+    def __init__(self, message: str, *, lag_s: float | None, max_lag_s: float, head: int) -> None:
+        super().__init__(message)
+        self.lag_s = lag_s
+        """Seconds since the view was last confirmed at the node's head; None: never."""
+        self.max_lag_s = max_lag_s
+        self.head = head
+        """The latest block the view holds."""
+
+
 class CompilerError(ChainError):
     """The Solidity compiler failed or is not installed."""
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +174,8 @@ class ChainFollower:
         self._lock = threading.Lock()  # guards self._state (readers and the apply step)
         self._sync_lock = threading.Lock()  # one sync at a time
         self._state = self._empty_state()
+        self._confirmed_at: float | None = None
+        """``time.monotonic()`` just before the latest head query the view was then brought up to."""
         self.rebuilds = 0
         """How many times the view was rebuilt from scratch after the node's chain went backwards."""
         # Single flight for ensure_current.
@@ -203,7 +206,10 @@ class ChainFollower:
         one, or a processed head block the node no longer has, makes the view rebuild from scratch.
         """
         with self._sync_lock:
-            return self._sync_to(self._rpc.block_number())
+            asked = time.monotonic()
+            head = self._sync_to(self._rpc.block_number())
+            self._confirm(asked)
+            return head
 
     def ensure_current(self) -> int:
         """Make the view current with the node as of this call; return the processed head.
@@ -261,18 +267,34 @@ class ChainFollower:
                 self._flight.notify_all()
 
     def _check_head(self) -> int:
+        asked = time.monotonic()
         node_head = self._rpc.block_number()
         if self._state.head_number == node_head:
+            self._confirm(asked)
             return node_head
         with self._sync_lock:
             processed = self._state.head_number
             if processed == node_head:
-                return node_head
-            if processed < node_head:
-                return self._sync_to(node_head)
-            # The view is ahead of the head we were told: either another sync advanced it after our
-            # query, or the node went backwards. Ask again now that no one else can advance the view.
-            return self._sync_to(self._rpc.block_number())
+                head = node_head
+            elif processed < node_head:
+                head = self._sync_to(node_head)
+            else:
+                # The view is ahead of the head we were told: either another sync advanced it after our
+                # query, or the node went backwards. Ask again now that no one else can advance the view.
+                head = self._sync_to(self._rpc.block_number())
+            self._confirm(asked)
+            return head
+
+    def _confirm(self, asked: float) -> None:
+        with self._lock:
+            self._confirmed_at = asked if self._confirmed_at is None else max(self._confirmed_at, asked)
+
+    def confirmed_age_s(self) -> float | None:
+        """Seconds since the view was last confirmed at the node's head (measured from the moment the
+        head was asked for), or None before the first confirmation: how far behind the node it may be."""
+        with self._lock:
+            confirmed = self._confirmed_at
+        return None if confirmed is None else time.monotonic() - confirmed
 
     def _sync_to(self, target: int) -> int:
         """Bring the view to block ``target`` (the caller holds the sync lock)."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import AdapterError, UnknownAdapterError
+from ledger_api.chain.errors import ChainViewBehind
 from ledger_api.errors import LedgerError
 from ledger_api.gateway.schemas import UPLOAD_FILE_NAME
 from ledger_api.records.erasure import ErasureNotAllowed
@@ -152,6 +153,8 @@ PROBLEMS: Mapping[type[Exception], Problem] = {
     IngestError: _INVALID,
     UnknownAdapterError: _NOT_FOUND,
     AdapterError: dataclasses.replace(_INVALID, detail=_in_the_uploaded_file),
+    # the follower's view of grants is older than LEDGER_FOLLOWER_MAX_LAG_S allows (and the node is unreachable)
+    ChainViewBehind: Problem(status=503, slug="chain-view-behind", title="Chain view behind the node"),
     # anything else the domain raises: the chain, storage, keys or index failed
     LedgerError: Problem(status=503, slug="upstream-error", title="Ledger backend error"),
 }

@@ -28,7 +28,8 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session, col, func, select
 from starlette.concurrency import run_in_threadpool
 
-from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.chain.errors import ChainViewBehind
+from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services, require_current_follower
 from ledger_api.gateway.problems import problem_responses
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.gateway.visibility import visible_records_filter
@@ -105,7 +106,11 @@ class _Cursor:
 
 
 def _poll(services: GatewayServices, org_id: str, cursor: _Cursor) -> list[str]:
-    """Events for the anchored batches above the cursor not sent yet, as SSE text; advances the cursor."""
+    """Events for the anchored batches above the cursor not sent yet, as SSE text; advances the cursor.
+
+    Raises :class:`ChainViewBehind` when the chain follower lags the node beyond its bound: visibility is
+    decided from its view, so a live stream checks it before every poll, not only when it opens."""
+    follower = require_current_follower(services)
     with Session(services.engine) as session:
         batches = session.exec(
             select(AnchorBatch.id, AnchorBatch.block_number)
@@ -121,7 +126,7 @@ def _poll(services: GatewayServices, org_id: str, cursor: _Cursor) -> list[str]:
         rows = session.exec(
             select(RecordVersion)
             .where(col(RecordVersion.batch_id).in_(list(blocks)))
-            .where(visible_records_filter(org_id, services.follower))
+            .where(visible_records_filter(org_id, follower))
             .order_by(col(RecordVersion.batch_id), col(RecordVersion.leaf_index))
         ).all()
     cursor.sent.update(b for b in blocks if b is not None)
@@ -163,7 +168,12 @@ async def _live(request: Request, services: GatewayServices, org_id: str, cursor
     yield "retry: 1000\n\n"
     last_sent = time.monotonic()
     while not await request.is_disconnected():
-        events = await run_in_threadpool(_poll, services, org_id, cursor)
+        try:
+            events = await run_in_threadpool(_poll, services, org_id, cursor)
+        except ChainViewBehind as exc:
+            # Too late for a status: end the stream saying why; the client's reconnection gets the 503.
+            yield ": " + " ".join(str(exc).splitlines()) + "\n\n"
+            return
         for event in events:
             yield event
             last_sent = time.monotonic()
@@ -187,13 +197,14 @@ async def _once(services: GatewayServices, org_id: str, cursor: _Cursor) -> Asyn
     "the last event id in `Last-Event-ID` or `after`; without either the stream starts at the newest batch.",
     responses={
         200: {"description": "An event stream", "content": {EVENT_STREAM: {"schema": _EVENT_SCHEMA}}},
-        **problem_responses(401, 422),
+        **problem_responses(401, 422, 503),
     },
 )
 async def feed(
     request: Request,
     org_id: CurrentOrg,
     services: Services,
+    follower: CurrentFollower,
     after: Annotated[int | None, Query(ge=0, le=_MAX_ID, description="Resume after this event id")] = None,
     # Typed `str`, not `str | None`: absent is None all the same, and the document does not offer `null`, which a
     # client sends as the text "null" in a header (schemathesis did).
@@ -201,6 +212,7 @@ async def feed(
         str, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$", description="Resume after this event id")  # noqa: RUF013
     ] = None,  # type: ignore[assignment]
 ) -> StreamingResponse:
+    del follower  # checked (503 when it lags) before the stream opens; each poll checks it again
     if last_event_id is not None:
         start = int(last_event_id)
     elif after is not None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from ledger_api.accesslog.entry import Entry
-from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services
 from ledger_api.gateway.problems import Conflict, InvalidRecord, NotFound, Unavailable, problem_responses
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.gateway.visibility import visible_records_filter
@@ -109,19 +109,20 @@ class ConsistencyProof(BaseModel):
     responses=problem_responses(401, 404, 409, 422, 503, descriptions={
         404: "No such record (version) visible to the caller",
         409: "The record version is not anchored yet",
-        503: "The batch manifest is missing from storage or does not rebuild the root",
+        503: "The batch manifest is missing from storage or does not rebuild the root, or the chain view lags",
     }),
 )  # fmt: skip
 def record_proof(
     record_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="64 hex digits")],
     org_id: CurrentOrg,
     services: Services,
+    follower: CurrentFollower,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Default: the latest version")] = None,
 ) -> RecordProof:
     query = (
         select(RecordVersion, AnchorBatch)
         .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
-        .where(col(RecordVersion.record_id) == record_id, visible_records_filter(org_id, services.follower))
+        .where(col(RecordVersion.record_id) == record_id, visible_records_filter(org_id, follower))
     )
     if version is not None:
         query = query.where(col(RecordVersion.version) == version)

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from ledger_api.chain.encoding import Purpose
-from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, problem_responses
 from ledger_api.gateway.schemas import RecordSummary
 from ledger_api.gateway.visibility import visible_records_filter
@@ -97,11 +97,12 @@ class RecordRead(BaseModel):
     "/records",
     response_model=RecordPage,
     summary="Metadata of the records the caller may see",
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 422, 503),
 )
 def list_records(
     org_id: CurrentOrg,
     services: Services,
+    follower: CurrentFollower,
     record_type: Annotated[str | None, Query(max_length=32)] = None,
     community: Annotated[str | None, Query(max_length=32)] = None,
     owner: Annotated[str | None, Query(max_length=32)] = None,
@@ -113,7 +114,7 @@ def list_records(
     query = (
         select(RecordVersion, AnchorBatch)
         .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
-        .where(visible_records_filter(org_id, services.follower))
+        .where(visible_records_filter(org_id, follower))
     )
     if record_type:
         query = query.where(col(RecordVersion.record_type) == record_type)

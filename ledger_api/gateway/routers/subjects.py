@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import blind_index, normalise_address, normalise_id_number
-from ledger_api.gateway.deps import CurrentOrg, Services
+from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, problem_responses
 from ledger_api.gateway.routers.records import refuse_if_suspended
 from ledger_api.gateway.schemas import BlindIndexRequest, BlindIndexResponse, RecordSummary, SubjectRecords
@@ -73,17 +73,20 @@ def _blind_index(services: GatewayServices, org_id: str, request: BlindIndexRequ
     "/subjects/{blind_index}/records",
     response_model=SubjectRecords,
     summary="Records linked to a blind index that the caller may see",
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 422, 503),
 )
 def subject_records(
-    blind_index: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], org_id: CurrentOrg, services: Services
+    blind_index: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    org_id: CurrentOrg,
+    services: Services,
+    follower: CurrentFollower,
 ) -> SubjectRecords:
     with Session(services.engine) as session:
         rows = session.exec(
             select(RecordVersion, AnchorBatch)
             .join(SubjectLink, col(SubjectLink.record_id) == col(RecordVersion.record_id))
             .join(AnchorBatch, col(RecordVersion.batch_id) == col(AnchorBatch.id), isouter=True)
-            .where(col(SubjectLink.blind_index) == blind_index, visible_records_filter(org_id, services.follower))
+            .where(col(SubjectLink.blind_index) == blind_index, visible_records_filter(org_id, follower))
             .order_by(col(RecordVersion.occurred_at), col(RecordVersion.record_id), col(RecordVersion.version))
         ).all()
     latest: dict[str, RecordSummary] = {}
