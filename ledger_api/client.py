@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 
 from adapters.canonical import CanonicalRecord
-from ledger_api.errors import LedgerError
+from ledger_api.chain.record_anchors import RecordAnchorsReader
+from ledger_api.errors import ConfigurationError, LedgerError
+from ledger_api.merkle import MerkleProofError, decode_proof, verify_inclusion
 from ledger_api.records.commitment import CommitmentOpening, verify_opening
+from ledger_api.records.leaves import RecordLeaf
 
 
 class GatewayClientError(LedgerError):
@@ -28,18 +31,44 @@ class CommitmentNotOpened(LedgerError):
     """The gateway answered a record that does not open the commitment it named."""
 
 
+class RecordNotOnChain(LedgerError):
+    """The record a gateway answered is not the one anchored on chain: its leaf (commitment, ciphertext
+    hash, id, version, owner) is not included under a batch root the owner anchored, as read from the
+    caller's own chain node."""
+
+
 class GatewayClient:
     """``base_url`` is the gateway's root (``http://host:8000``); ``http`` may supply a configured
-    ``httpx.Client`` (custom TLS, proxies, or an in-process test client) whose base URL is that root."""
+    ``httpx.Client`` (custom TLS, proxies, or an in-process test client) whose base URL is that root.
+
+    With ``rpc_url`` (a chain node the caller trusts) and ``record_anchors`` (the ``RecordAnchors`` address of
+    the deployment), :meth:`read` also checks the answer against the chain itself, not only against what the
+    gateway says was anchored."""
 
     def __init__(
-        self, *, base_url: str = "", api_key: str, timeout_s: float = 60.0, http: httpx.Client | None = None
+        self,
+        *,
+        base_url: str = "",
+        api_key: str,
+        timeout_s: float = 60.0,
+        http: httpx.Client | None = None,
+        rpc_url: str | None = None,
+        record_anchors: str | None = None,
     ) -> None:
+        if (rpc_url is None) != (record_anchors is None):
+            raise ConfigurationError("give both rpc_url and record_anchors (the RecordAnchors address), or neither")
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
         self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._anchors = (
+            RecordAnchorsReader.from_url(rpc_url=rpc_url, address=record_anchors)
+            if rpc_url is not None and record_anchors is not None
+            else None
+        )
 
     def close(self) -> None:
         self._http.close()
+        if self._anchors is not None:
+            self._anchors.close()
 
     def __enter__(self) -> GatewayClient:
         return self
@@ -79,8 +108,11 @@ class GatewayClient:
     def read(self, record_id: str, *, purpose: str, grant: int | None = None) -> dict[str, Any]:
         """Read a record (logged) and check it, masked fields included, against its content commitment.
 
-        The commitment checked is the one the answer names; compare it with the record's leaf in
-        ``GET /records/{id}/proof``, whose inclusion is checked against the root anchored on chain."""
+        Without a chain node (``rpc_url``) the commitment checked is the one the answer names. With one, that
+        commitment must also be the record's leaf in ``GET /records/{id}/proof``, whose RFC 9162 inclusion is
+        checked against the batch root the owner anchored in ``RecordAnchors``, read over ``rpc_url``
+        (:class:`RecordNotOnChain` otherwise). A version not anchored yet answers 409
+        (:class:`GatewayClientError`): retry once it is."""
         params: dict[str, str | int] = {"purpose": purpose}
         if grant is not None:
             params["grant"] = grant
@@ -90,7 +122,41 @@ class GatewayClient:
             raise CommitmentNotOpened(
                 f"record {record_id} v{body['version']} does not open commitment {anchor['commitment']}"
             )
+        if self._anchors is not None:
+            self._check_on_chain(self._anchors, body)
         return body
+
+    def _check_on_chain(self, anchors: RecordAnchorsReader, body: dict[str, Any]) -> None:
+        """The opened commitment is the leaf of this record version included under a root anchored on chain."""
+        record_id, version, owner = body["record_id"], body["version"], body["owner_org"]
+        named = f"record {record_id} v{version}"
+        proof: dict[str, Any] = self._request("GET", f"/records/{record_id}/proof", params={"version": version})
+        try:
+            leaf = RecordLeaf(
+                record_id=record_id, version=version, owner_org=owner,
+                ciphertext_hash=body["anchor"]["ciphertext_hash"], commitment=body["anchor"]["commitment"],
+            )  # fmt: skip
+            if proof["leaf"] != vars(leaf):
+                raise RecordNotOnChain(
+                    f"{named}: the proof's leaf {proof['leaf']} is not the record read ({vars(leaf)})"
+                )
+            root = bytes.fromhex(proof["batch_root"])
+            if body["anchor"]["batch_root"] not in (None, proof["batch_root"]):
+                raise RecordNotOnChain(
+                    f"{named}: read under batch {body['anchor']['batch_root']}, proved under {root.hex()}"
+                )
+            verify_inclusion(
+                leaf.leaf_hash(), proof["leaf_index"], proof["tree_size"], decode_proof(proof["inclusion_path"]), root
+            )
+        except (MerkleProofError, KeyError, TypeError, ValueError) as exc:
+            raise RecordNotOnChain(f"{named}: the inclusion proof does not hold: {exc}") from exc
+        on_chain = anchors.batch(owner_org=owner, root=root)
+        if on_chain is None:
+            raise RecordNotOnChain(f"{named}: {owner} anchored no batch {root.hex()} at {anchors.address}")
+        if on_chain.size != proof["tree_size"]:
+            raise RecordNotOnChain(
+                f"{named}: batch {root.hex()} has {on_chain.size} leaves on chain, the proof says {proof['tree_size']}"
+            )
 
     def import_file(
         self, adapter: str, data: bytes, *, file_name: str, community: str, **params: str
