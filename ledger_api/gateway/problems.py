@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.chain.errors import ChainViewBehind
@@ -190,6 +191,17 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=answer_headers or None)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route at the request's path: Starlette's 405 names only the first route's, so
+    ``/v1/records/{id}`` (a GET route and a DELETE route) answered ``Allow: GET`` (found by schemathesis)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: path-only routes
+        if match is Match.PARTIAL and isinstance(route, Route) and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def listed_error(request: Request, exc: Exception) -> JSONResponse:
         problem = problem_for(exc)
@@ -215,9 +227,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         # Keep the exception's headers: a 405 must carry `Allow` (RFC 9110 §15.5.6), found by schemathesis.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return problem_response(
             status=exc.status_code, problem=f"http-{exc.status_code}", title=str(exc.detail),
-            detail=str(exc.detail), instance=request.url.path, headers=exc.headers,
+            detail=str(exc.detail), instance=request.url.path, headers=headers,
         )  # fmt: skip
 
     for root in {cls for cls in PROBLEMS if not any(issubclass(cls, other) for other in PROBLEMS if other is not cls)}:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from adapters.canonical import CanonicalRecord
 
@@ -115,11 +117,61 @@ class RecordSummary(BaseModel):
     state: Literal["pending", "anchored"]
 
 
-class BlindIndexRequest(BaseModel):
-    model_config = _FROZEN
+#: At least one character that address normalisation (``adapters.canonical.normalise_address``: NFKC, case
+#: folding, spaces and punctuation removed) keeps: an ASCII or full-width letter or digit, or a CJK ideograph. An
+#: address of punctuation and spaces alone has no blind index; the schema says so instead of a 422 from the handler.
+ADDRESS_PATTERN = r"[0-9A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]"
 
-    id_number: str | None = Field(default=None, description="An 18- or 15-digit GB 11643 ID number")
-    address: str | None = Field(default=None, description="An address as free text")
+
+def _exactly_one_of(*names: str) -> Callable[[dict[str, Any]], None]:
+    """JSON Schema for "exactly one of these optional, non-null properties": ``oneOf`` of their ``required``,
+    without the ``default: null`` pydantic writes, which the (non-null) property types would contradict."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["oneOf"] = [{"required": [name]} for name in names]
+        for name in names:
+            schema["properties"][name].pop("default", None)
+
+    return extra
+
+
+class BlindIndexRequest(BaseModel):
+    """Exactly one of ``id_number`` and ``address`` (``oneOf`` in the published schema); neither may be null."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra=_exactly_one_of("id_number", "address"),
+    )
+
+    # `str | None` for Python, `string` for the document: an explicit null is refused (below), so a client that
+    # follows the schema and the server agree on what is accepted (schemathesis found `null` accepted).
+    id_number: Annotated[str | None, WithJsonSchema({"type": "string", "minLength": 1})] = Field(
+        default=None, description="An 18- or 15-digit GB 11643 ID number"
+    )
+    address: Annotated[str | None, WithJsonSchema({"type": "string", "minLength": 1, "pattern": ADDRESS_PATTERN})] = (
+        Field(default=None, description="An address as free text, with at least one letter, digit or ideograph")
+    )
+
+    @field_validator("id_number", "address", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("give a string or leave the field out, not null")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _something_to_index(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(ADDRESS_PATTERN, value):
+            raise ValueError("an address needs at least one letter, digit or ideograph")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BlindIndexRequest:
+        if (self.id_number is None) == (self.address is None):
+            raise ValueError("give exactly one of id_number and address")
+        return self
 
 
 class BlindIndexResponse(BaseModel):

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapters.errors import AdapterError, UnknownAdapterError
+from ledger_api.chain.errors import ChainViewBehind
 from ledger_api.errors import ConfigurationError, LedgerError
 from ledger_api.gateway.problems import PROBLEM_BASE, PROBLEM_JSON, PROBLEMS, Unauthenticated, install_problem_handlers
 from ledger_api.records.erasure import ErasureNotAllowed
@@ -80,3 +81,30 @@ def test_the_table_covers_every_domain_error_family() -> None:
     # The app registers the handler for the table's roots: every domain error, and every adapter error.
     roots = {cls for cls in PROBLEMS if not any(issubclass(cls, other) for other in PROBLEMS if other is not cls)}
     assert roots == {LedgerError, AdapterError}
+
+
+def test_a_lagging_chain_view_is_its_own_503() -> None:
+    error = ChainViewBehind("the chain follower's view (block 7) ...", lag_s=9.0, max_lag_s=3.0, head=7)
+    status, body, _ = answer_to(error)
+    assert (status, body["type"], body["title"], body["detail"]) == (
+        503, PROBLEM_BASE + "chain-view-behind", "Chain view behind the node", str(error)
+    )  # fmt: skip
+
+
+def test_a_405_allows_every_method_of_the_path_not_only_the_first_route() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/v1/things/{thing}")
+    def get_thing(thing: str) -> None: ...
+
+    @app.delete("/v1/things/{thing}")
+    def delete_thing(thing: str) -> None: ...
+
+    @app.get("/v1/other")
+    def other() -> None: ...
+
+    answer = TestClient(app).put("/v1/things/t1")
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == PROBLEM_JSON
+    assert answer.headers["allow"] == "DELETE, GET"
