@@ -28,10 +28,11 @@ MAX_LAG_S = 0.5
 
 
 class _Relay(ThreadingHTTPServer):
-    """Forwards JSON-RPC POSTs to the devnet; :meth:`shutdown` + ``server_close`` make the node unreachable."""
+    """Forwards JSON-RPC POSTs to the devnet; :meth:`cut` makes the node unreachable for good."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
+        self.cut_off = False
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -47,6 +48,12 @@ class _Relay(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
+
+    def cut(self) -> None:
+        if not self.cut_off:
+            self.cut_off = True
+            self.shutdown()
+            self.server_close()
 
     @property
     def url(self) -> str:
@@ -80,7 +87,7 @@ def lagging(ledger_home: Ledger, devnet: Devnet) -> Iterator[Lagging]:
         yield Lagging(
             client=client, services=services, relay=relay, record_id=record.record_id, blind_index=index["blind_index"]
         )
-    relay.server_close()
+    relay.cut()
 
 
 def _reads(lagging: Lagging) -> dict[str, str]:
@@ -117,13 +124,24 @@ def test_a_stalled_follower_is_brought_current_by_the_request(lagging: Lagging, 
         follower.start(poll_s=0.2)
 
 
+def test_a_live_feed_ends_when_the_follower_falls_behind(lagging: Lagging, ledger_home: Ledger) -> None:
+    headers = {**ledger_home.auth(POLICE), "Accept": "text/event-stream"}
+    with lagging.client.stream("GET", "/v1/feed", params={"after": 0}, headers=headers) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 1000"
+        lagging.relay.cut()  # the node is gone for this gateway, from now on
+        rest = list(lines)  # the stream ends by itself
+    assert rest[-2].startswith(": the chain follower's view (block "), rest
+    assert "over the bound LEDGER_FOLLOWER_MAX_LAG_S=0.5 s" in rest[-2]
+
+
 def test_a_follower_behind_an_unreachable_node_refuses_with_503_naming_the_lag(
     lagging: Lagging, ledger_home: Ledger
 ) -> None:
     follower = lagging.services.follower
+    lagging.relay.cut()  # the node is gone for this gateway (if the test above did not cut it already)
     head = follower.head()[0]
-    lagging.relay.shutdown()  # the node is gone for this gateway
-    lagging.relay.server_close()
     wait_until(lambda: (age := follower.confirmed_age_s()) is not None and age > MAX_LAG_S)
     for name, path in _reads(lagging).items():
         answer = lagging.client.get(path, headers=ledger_home.auth(POLICE))
