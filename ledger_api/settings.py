@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=1.0, ge=0, le=MAX_API_KEY_CACHE_S)
     """How long a key found valid is trusted without a database lookup: a revocation by another process takes
     effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
+    blind_index_per_minute: float = Field(default=30.0, gt=0)
+    """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
+    endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
+    blind_index_burst: int = Field(default=20, ge=1)
     hpke_suite: Literal["x25519", "mlkem768-x25519"] = Field(
         default="x25519",
         description="Suite of new organisation keys; the ML-KEM-768 + X25519 hybrid protects long-lived "

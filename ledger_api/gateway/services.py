@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from ledger_api.access.ratelimit import RateLimit, RateLimiter
 from ledger_api.accesslog import AccessLog, TreeHeadAnchorer, TreeHeadSettings
 from ledger_api.anchoring.worker import AnchoringSettings, AnchoringWorker
 from ledger_api.chain.anchor_writer import AnchorWriter
@@ -51,6 +52,7 @@ class GatewayServices:
     tree_heads: TreeHeadAnchorer | None
     reader: ReadService
     """Anchors the access log's tree heads; None when the gateway holds no log-writer key."""
+    blind_index_limiter: RateLimiter
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -109,6 +111,10 @@ class GatewayServices:
             follower=follower,
             access_log=access_log,
             reader=ReadService(engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log),
+            blind_index_limiter=RateLimiter(
+                name="blind-index look-ups",
+                limit=RateLimit(per_minute=settings.blind_index_per_minute, burst=settings.blind_index_burst),
+            ),
             tree_heads=_tree_head_anchorer(
                 settings=settings, rpc=rpc, chain_id=chain_id, deployment=deployment, blobs=blobs,
                 keystore=keystore, signers=signers, follower=follower, access_log=access_log,
