@@ -1,18 +1,23 @@
 """Settings from the environment (prefix ``LEDGER_``) with embedded defaults for the local demo.
 
 The defaults describe one machine: anvil on loopback, files under ``./.ledger``. Anything secret
-that has a well-known demo value (the devnet's dev keys, the demo keystore passphrase) is refused
-unless the chain is the devnet or ``LEDGER_DEMO=1`` says this is a demo.
+that has a well-known demo value (the devnet's dev keys, the demo keystore passphrase, the demo
+auditor's key) is refused unless ``LEDGER_DEMO=1`` says this is a demo *and* every RPC URL is on loopback
+(:attr:`Settings.demo_mode`). A chain id alone proves nothing: any network can call itself 31337.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger_api.errors import ConfigurationError
 
 MAX_API_KEY_CACHE_S = 5.0
 """The longest a running gateway may keep trusting an API key that another process revoked."""
@@ -55,6 +60,21 @@ class Settings(BaseSettings):
     )
 
     @cached_property
+    def demo_mode(self) -> bool:
+        """Whether the published demo secrets may be used: ``LEDGER_DEMO=1`` on a loopback chain only.
+
+        ``LEDGER_DEMO=1`` with an RPC URL off this machine is refused outright rather than ignored: the
+        operator asked for demo keys on what may be a real network."""
+        if not self.demo:
+            return False
+        remote = [url for url in self.rpc_url.split(",") if not is_loopback_url(url.strip())]
+        if remote:
+            raise ConfigurationError(
+                f"LEDGER_DEMO=1 is honoured only with a loopback RPC; {remote[0]} is not on this machine"
+            )
+        return True
+
+    @cached_property
     def devnet_home(self) -> Path:
         return self.home / "devnet"
 
@@ -73,3 +93,14 @@ class Settings(BaseSettings):
     @cached_property
     def keystore_dir(self) -> Path:
         return self.home / "keystore"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from ledger_api.chain.devnet import Devnet
 # correct Merkle property test on a loaded 2-core machine (301 ms), so no test here has a deadline.
 settings.register_profile("ledger", deadline=None)
 settings.load_profile("ledger")
+
+# The suite runs on loopback devnets with the published demo keys and secrets, which only demo mode
+# allows (Settings.demo_mode); a test that checks the refusal outside it says so explicitly.
+os.environ["LEDGER_DEMO"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ledger_api.cli.context import CliContext, add_chain_options, add_signer_options
+from ledger_api.cli.context import CliContext, add_chain_options, add_signer_options, enter_demo_mode
 
 
 def register(commands: Any) -> None:
@@ -101,6 +101,7 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def run_services(args: argparse.Namespace) -> int:
+    enter_demo_mode()
     import json as _json
     import signal
 

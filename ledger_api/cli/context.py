@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from ledger_api.chain.transactor import Transactor
 from ledger_api.settings import Settings
 
 ADMIN_KEY_ENV = "LEDGER_ADMIN_KEY"
+
+
+def enter_demo_mode() -> None:
+    """For the commands that *are* the demo (``demo``, ``run``, ``bench``): they start their own loopback
+    devnet, so the published demo secrets are what they must use (``Settings.demo_mode`` still checks the
+    RPC is on loopback). Every other command needs ``LEDGER_DEMO=1`` said explicitly."""
+    os.environ.setdefault("LEDGER_DEMO", "1")
 
 
 def add_chain_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +77,7 @@ class CliContext:
             keystore=keystore,
             keystore_password=password,
             devnet_default_index=devnet_default_index,
+            demo=self.settings.demo_mode,
         )
 
     def devnet(self, *, port: int | None = None, block_time_s: float | None = None) -> Devnet:

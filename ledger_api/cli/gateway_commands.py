@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ledger_api.cli.context import CliContext, add_chain_options
+from ledger_api.cli.context import CliContext, add_chain_options, enter_demo_mode
 from ledger_api.errors import ConfigurationError
 
 
@@ -221,6 +221,7 @@ def run_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    enter_demo_mode()
     from ledger_api.bench import render, result_json
     from ledger_api.bench import run_bench as bench
 

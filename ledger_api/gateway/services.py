@@ -14,7 +14,6 @@ from ledger_api.accesslog import AccessLog, TreeHeadAnchorer, TreeHeadSettings
 from ledger_api.anchoring.worker import AnchoringSettings, AnchoringWorker
 from ledger_api.chain.anchor_writer import AnchorWriter
 from ledger_api.chain.deploy import Deployment, DeploymentStore
-from ledger_api.chain.devnet import DEVNET_CHAIN_ID
 from ledger_api.chain.encoding import OrganisationKind
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
@@ -62,7 +61,7 @@ class GatewayServices:
         chain_id = rpc.chain_id()
         deployment = DeploymentStore(directory=settings.deployments_dir).require(chain_id)
         secret = master_secret(settings, chain_id=chain_id)
-        demo = settings.demo or chain_id == DEVNET_CHAIN_ID
+        demo = settings.demo_mode
         engine = make_engine(settings.index_url)
         blobs = blob_store_from_settings(settings.blob_store_url)
         if isinstance(blobs, S3BlobStore):
