@@ -20,6 +20,7 @@ from ledger_api.chain.encoding import (
     hex_to_bytes32,
 )
 from ledger_api.chain.models import Grant, GrantSpec, Organisation
+from ledger_api.chain.providers import connect
 from ledger_api.chain.transactor import GasPricing, Transactor
 
 ORG_ADMIN_ROLE = Web3.keccak(text="ORG_ADMIN_ROLE")
@@ -53,7 +54,7 @@ class LedgerChain:
         gas_pricing: GasPricing = "auto",
         confirmations: int = 0,
     ) -> LedgerChain:
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        w3 = connect(rpc_url)
         transactor = Transactor(w3=w3, gas_pricing=gas_pricing, confirmations=confirmations)
         return cls(transactor=transactor, deployment=deployment)
 

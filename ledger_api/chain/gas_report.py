@@ -37,6 +37,7 @@ from ledger_api.chain.deploy import CONTRACTS, LOG_WRITER_ROLE, deploy_contracts
 from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.encoding import OrganisationKind, Purpose, code_to_bytes32
 from ledger_api.chain.errors import ChainError
+from ledger_api.chain.providers import connect
 from ledger_api.chain.transactor import Transactor
 
 ORG_ADMIN_ROLE = Web3.keccak(text="ORG_ADMIN_ROLE")
@@ -185,7 +186,7 @@ def _measure_deployments(w3: Web3, addresses: dict[str, str], first_block: int, 
 
 def measure(rpc_url: str) -> GasReport:
     """Deploy on the node at ``rpc_url`` (a fresh dev chain) and measure everything."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = connect(rpc_url, timeout_s=60)
     transactor = Transactor(w3=w3)
     admin, new_admin, police, committee, prop, log_writer, spare, auditor = (dev_account(i) for i in range(8))
     deployment = deploy_contracts(transactor=transactor, admin=admin, log_writer=log_writer.address)
