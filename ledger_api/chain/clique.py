@@ -251,6 +251,7 @@ class CliqueNetwork:
         self._peer_all(timeout_s=timeout_s)
         for index in range(self.size):
             self._seal(index)
+        self._await_caught_up(timeout_s=timeout_s)
         return self.status()
 
     def start_node(self, index: int, *, timeout_s: float = 60.0) -> None:
@@ -360,6 +361,17 @@ class CliqueNetwork:
                 return
             time.sleep(0.2)
         raise ChainUnavailable(f"the Clique nodes did not all peer within {timeout_s:.0f}s")
+
+    def _await_caught_up(self, *, timeout_s: float) -> None:
+        """Until every running node is within a block of the highest head: a node restarted behind the others
+        answers with its old head while it syncs, and a caller of ``up`` expects one chain."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            heads = [int(self.call(i, "eth_blockNumber"), 16) for i in range(self.size) if self._running(i)]
+            if not heads or max(heads) - min(heads) <= 1:
+                return
+            time.sleep(0.2)
+        raise ChainUnavailable(f"the Clique nodes did not catch up with each other within {timeout_s:.0f}s")
 
     def _seal(self, index: int) -> None:
         if self._running(index) and not self.call(index, "eth_mining"):
