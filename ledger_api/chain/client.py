@@ -138,17 +138,7 @@ class LedgerChain:
     # --- grants --------------------------------------------------------------------------------
 
     def create_grant(self, *, signer: LocalAccount, spec: GrantSpec) -> tuple[int, TxReceipt]:
-        request = (
-            code_to_bytes32(spec.owner_org),
-            code_to_bytes32(spec.grantee_org),
-            int(spec.purpose),
-            [code_to_bytes32(t) for t in spec.record_types],
-            [code_to_bytes32(c) for c in spec.communities],
-            hex_to_bytes32(spec.record_id) if spec.record_id else ZERO32,
-            spec.valid_from,
-            spec.valid_until,
-        )
-        receipt = self._tx.transact(self.grants.functions.createGrant(request), signer=signer)
+        receipt = self._tx.transact(self.grants.functions.createGrant(grant_request(spec)), signer=signer)
         (event,) = self.grants.events.GrantCreated().process_receipt(receipt)
         return int(event["args"]["grantId"]), receipt
 
@@ -167,6 +157,20 @@ class LedgerChain:
 
     def latest_timestamp(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def grant_request(spec: GrantSpec) -> tuple[Any, ...]:
+    """``GrantRegistry.createGrant``'s request struct for ``spec``, in ABI order."""
+    return (
+        code_to_bytes32(spec.owner_org),
+        code_to_bytes32(spec.grantee_org),
+        int(spec.purpose),
+        [code_to_bytes32(t) for t in spec.record_types],
+        [code_to_bytes32(c) for c in spec.communities],
+        hex_to_bytes32(spec.record_id) if spec.record_id else ZERO32,
+        spec.valid_from,
+        spec.valid_until,
+    )
 
 
 def _organisation(org_id: str, raw: Any, public_key: bytes) -> Organisation:

@@ -287,6 +287,29 @@ class CliqueNetwork:
                 time.sleep(0.05)
         self._pid_path(index).unlink(missing_ok=True)
 
+    def isolate_node(self, index: int, *, timeout_s: float = 30.0) -> None:
+        """Cut node ``index`` off from every other node (a network partition): it keeps running and sealing
+        what Clique lets a lone signer seal, while the others go on without it. :meth:`rejoin_node` heals."""
+        others = [i for i in range(self.size) if i != index and self._running(i)]
+        for other in others:
+            self.call(other, "admin_removePeer", [self._enode(index)])
+            self.call(index, "admin_removePeer", [self._enode(other)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if int(self.call(index, "net_peerCount"), 16) == 0:
+                return
+            time.sleep(0.1)
+        raise ChainUnavailable(f"node {index} kept its peers for {timeout_s:.0f}s")
+
+    def rejoin_node(self, index: int, *, timeout_s: float = 60.0) -> None:
+        """Peer node ``index`` with every other node again; return once the nodes agree on one chain."""
+        self._peer_all(timeout_s=timeout_s)
+        self._await_caught_up(timeout_s=timeout_s)
+
+    def sealer(self, index: int, number: int) -> str:
+        """The signer that sealed block ``number``, as node ``index`` has it (``clique_getSigner``)."""
+        return str(self.call(index, "clique_getSigner", [hex(number)]))
+
     def status(self) -> CliqueNetworkStatus:
         nodes = tuple(self._node_status(i) for i in range(self.size))
         return CliqueNetworkStatus(

@@ -8,17 +8,21 @@ answering.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
-from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.client import LedgerChain, grant_request
 from ledger_api.chain.clique import CliqueNetwork
 from ledger_api.chain.deploy import deploy_contracts
 from ledger_api.chain.devnet import dev_account, free_port
-from ledger_api.chain.encoding import OrganisationKind
+from ledger_api.chain.encoding import OrganisationKind, Purpose
 from ledger_api.chain.events import iter_events
 from ledger_api.chain.follower import ChainFollower
+from ledger_api.chain.models import GrantSpec
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.transactor import Transactor
 from tests.support.clique import agree_at_depth, all_nodes_up, head, wait_for_blocks, wait_until
@@ -27,6 +31,7 @@ pytestmark = [pytest.mark.multinode, pytest.mark.slow, pytest.mark.xdist_group("
 
 NODE_A, NODE_C = 0, 2
 HPKE_KEY = bytes([0x00, 0x20]) + bytes(range(32))
+OWNER, GRANTEE = "PS-REORG-01", "CM-REORG-01"
 
 
 def test_written_through_node_a_read_through_node_c(clique: CliqueNetwork, tmp_path: Path) -> None:
@@ -112,3 +117,110 @@ def test_a_killed_signer_restarts_catches_up_and_agrees(clique: CliqueNetwork) -
         )
         wait_for_blocks(clique, 1, 4)  # and it seals again with the others
         agree_at_depth(clique, 3)
+
+
+def test_a_grant_in_a_block_the_network_replaced_is_forgotten_by_the_follower(clique: CliqueNetwork) -> None:
+    """A real reorganisation: node 3, cut off, seals a block with grant A; the other three seal a block
+    with grant B, signed by the same owner at the same nonce. When node 3 rejoins, its block is replaced
+    by the majority's chain: the follower on node 3 showed A, and now shows B in its place."""
+    admin = dev_account(0)
+    transactor = Transactor.from_url(clique.node_url(0), confirmations=3)
+    chain = LedgerChain(transactor=transactor, deployment=deploy_contracts(transactor=transactor, admin=admin))
+    for org_id, kind, account in ((OWNER, OrganisationKind.POLICE, 6), (GRANTEE, OrganisationKind.COMMITTEE, 7)):
+        chain.register_organisation(
+            signer=admin,
+            org_id=org_id,
+            kind=kind,
+            org_signer=dev_account(account).address,
+            communities=["330102001"],
+            public_key=HPKE_KEY,
+        )
+    follower = ChainFollower(rpc=JsonRpc(url=clique.node_url(3)), deployment=chain.deployment)
+    with all_nodes_up(clique):
+        for _attempt in range(6):
+            if _reorganise_under(clique, chain, follower):
+                return
+    raise AssertionError("node 3 never sealed a block of its own while cut off")
+
+
+def _reorganise_under(network: CliqueNetwork, chain: LedgerChain, follower: ChainFollower) -> bool:
+    """One try of the reorganisation above; False when node 3 could not seal alone (it signed too recently)."""
+    owner = dev_account(6)
+    lone, majority = JsonRpc(url=network.node_url(3)), JsonRpc(url=network.node_url(0))
+    grant_id = chain.grant_count() + 1
+    _isolate_when_it_may_seal(network, 3)
+    nonce = chain.w3.eth.get_transaction_count(owner.address, "pending")
+    tx_a = _signed_grant(chain, owner, _spec(Purpose.ELDERLY_CARE, chain), nonce)
+    tx_b = _signed_grant(chain, owner, _spec(Purpose.FIRE_SAFETY, chain), nonce)
+    lone.call("eth_sendRawTransaction", [tx_a])
+    majority.call("eth_sendRawTransaction", [tx_b])
+    try:
+        wait_until(lambda: lone.receipt(_hash(tx_a)) is not None, timeout_s=6, what="node 3 sealed A")
+    except AssertionError:
+        network.rejoin_node(3)
+        wait_until(lambda: majority.receipt(_hash(tx_b)) is not None, timeout_s=30, what="B mined")
+        return False
+    follower.sync()
+    assert _purpose(follower, grant_id) is Purpose.ELDERLY_CARE
+    wait_until(lambda: majority.receipt(_hash(tx_b)) is not None, timeout_s=30, what="B mined")
+    wait_for_blocks(network, 0, 3)
+    rebuilds = follower.rebuilds
+    network.rejoin_node(3)
+    agree_at_depth(network, 1)
+    follower.sync()
+    assert follower.rebuilds > rebuilds, "the follower did not notice that its block was replaced"
+    assert _purpose(follower, grant_id) is Purpose.FIRE_SAFETY
+    assert lone.receipt(_hash(tx_a)) is None  # A's block is gone, and A with it (its nonce is B's)
+    return True
+
+
+def _purpose(follower: ChainFollower, grant_id: int) -> Purpose | None:
+    grant = follower.grant(grant_id)
+    return grant.spec.purpose if grant is not None else None
+
+
+def _isolate_when_it_may_seal(network: CliqueNetwork, index: int) -> None:
+    """Cut node ``index`` off right after a block that neither it nor the one before was sealed by: Clique
+    lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal the next one."""
+    mine = network.signer(index).lower()
+    last = head(network, 0) or 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = head(network, 0) or 0
+        if now > last:
+            last = now
+            if mine not in (network.sealer(0, now).lower(), network.sealer(0, now - 1).lower()):
+                network.isolate_node(index)
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no moment to cut node {index} off in 30s")
+
+
+def _spec(purpose: Purpose, chain: LedgerChain) -> GrantSpec:
+    now = chain.latest_timestamp()
+    return GrantSpec(
+        owner_org=OWNER,
+        grantee_org=GRANTEE,
+        purpose=purpose,
+        valid_from=now - 60,
+        valid_until=now + 3600,
+    )
+
+
+def _signed_grant(chain: LedgerChain, owner: LocalAccount, spec: GrantSpec, nonce: int) -> str:
+    """``createGrant`` signed at an explicit nonce (no gas estimate: it must not depend on either node)."""
+    fn = chain.grants.functions.createGrant(grant_request(spec))
+    tx = fn.build_transaction(
+        {
+            "from": owner.address,
+            "nonce": nonce,
+            "gas": 800_000,
+            "gasPrice": chain.w3.eth.gas_price,
+            "chainId": chain.transactor.chain_id,
+        }
+    )
+    return "0x" + owner.sign_transaction(tx).raw_transaction.hex()
+
+
+def _hash(raw: str) -> str:
+    return "0x" + keccak(bytes.fromhex(raw[2:])).hex()
