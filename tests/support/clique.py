@@ -73,6 +73,23 @@ def agree_at_depth(network: CliqueNetwork, depth: int, nodes: list[int] | None =
     return number, str(hashes[indices[0]])
 
 
+def isolate_when_it_may_seal(network: CliqueNetwork, index: int) -> None:
+    """Cut node ``index`` off right after a block that neither it nor the one before was sealed by: Clique
+    lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal the next one."""
+    mine = network.signer(index).lower()
+    last = head(network, 0) or 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = head(network, 0) or 0
+        if now > last:
+            last = now
+            if mine not in (network.sealer(0, now).lower(), network.sealer(0, now - 1).lower()):
+                network.isolate_node(index)
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no moment to cut node {index} off in 30s")
+
+
 @contextmanager
 def all_nodes_up(network: CliqueNetwork) -> Iterator[CliqueNetwork]:
     """Whatever the test kills, every node runs, peered and sealing, when it ends."""

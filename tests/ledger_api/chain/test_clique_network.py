@@ -8,7 +8,6 @@ answering.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,14 @@ from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.models import GrantSpec
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.transactor import Transactor
-from tests.support.clique import agree_at_depth, all_nodes_up, head, wait_for_blocks, wait_until
+from tests.support.clique import (
+    agree_at_depth,
+    all_nodes_up,
+    head,
+    isolate_when_it_may_seal,
+    wait_for_blocks,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.multinode, pytest.mark.slow, pytest.mark.xdist_group("clique")]
 
@@ -148,7 +154,7 @@ def _reorganise_under(network: CliqueNetwork, chain: LedgerChain, follower: Chai
     owner = dev_account(6)
     lone, majority = JsonRpc(url=network.node_url(3)), JsonRpc(url=network.node_url(0))
     grant_id = chain.grant_count() + 1
-    _isolate_when_it_may_seal(network, 3)
+    isolate_when_it_may_seal(network, 3)
     nonce = chain.w3.eth.get_transaction_count(owner.address, "pending")
     tx_a = _signed_grant(chain, owner, _spec(Purpose.ELDERLY_CARE, chain), nonce)
     tx_b = _signed_grant(chain, owner, _spec(Purpose.FIRE_SAFETY, chain), nonce)
@@ -177,23 +183,6 @@ def _reorganise_under(network: CliqueNetwork, chain: LedgerChain, follower: Chai
 def _purpose(follower: ChainFollower, grant_id: int) -> Purpose | None:
     grant = follower.grant(grant_id)
     return grant.spec.purpose if grant is not None else None
-
-
-def _isolate_when_it_may_seal(network: CliqueNetwork, index: int) -> None:
-    """Cut node ``index`` off right after a block that neither it nor the one before was sealed by: Clique
-    lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal the next one."""
-    mine = network.signer(index).lower()
-    last = head(network, 0) or 0
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        now = head(network, 0) or 0
-        if now > last:
-            last = now
-            if mine not in (network.sealer(0, now).lower(), network.sealer(0, now - 1).lower()):
-                network.isolate_node(index)
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"no moment to cut node {index} off in 30s")
 
 
 def _spec(purpose: Purpose, chain: LedgerChain) -> GrantSpec:

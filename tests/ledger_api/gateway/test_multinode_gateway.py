@@ -35,7 +35,14 @@ from ledger_api.provision import DEMO_ORGANISATIONS, Provisioned, provision
 from ledger_api.settings import Settings
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY
 from tests.ledger_api.gateway.records import sample_records
-from tests.support.clique import agree_at_depth, all_nodes_up, head, wait_for_blocks, wait_until
+from tests.support.clique import (
+    agree_at_depth,
+    all_nodes_up,
+    head,
+    isolate_when_it_may_seal,
+    wait_for_blocks,
+    wait_until,
+)
 from tests.support.gateway_process import (
     AckLog,
     GatewayProcess,
@@ -260,6 +267,80 @@ def test_the_gateways_own_node_killed_it_fails_over_and_goes_on(clique: CliqueNe
         ready = httpx.get(f"{ledger.gateway.url}/v1/ready", timeout=30)
         assert ready.status_code == 200, ready.text
     _drained_and_anchored_exactly_once(ledger)
+
+
+def test_an_anchor_in_a_block_the_network_replaced_counts_only_on_the_majoritys_chain(
+    clique: CliqueNetwork, ledger: Ledger
+) -> None:
+    """The gateway's node is cut off and seals, alone, a block holding the gateway's anchor: with Clique's
+    3 confirmations the anchor is never counted there (a minority of signers cannot seal 3 blocks). When
+    the node rejoins, its block is replaced; the same transaction is mined on the majority's chain, and
+    the record counts as anchored in that block, exactly once."""
+    with all_nodes_up(clique):
+        for attempt in range(6):
+            if _anchor_across_a_reorganisation(clique, ledger, tag=f"reorg{attempt}"):
+                break
+        else:
+            raise AssertionError("the gateway's node never sealed its anchor alone")
+    _drained_and_anchored_exactly_once(ledger)
+
+
+def _anchor_across_a_reorganisation(network: CliqueNetwork, ledger: Ledger, *, tag: str) -> bool:
+    isolate_when_it_may_seal(network, GATEWAY_NODE)
+    factory = RecordFactory(templates=sample_records(TEMPLATES[POLICE], POLICE), tag=tag, rng=random.Random(tag))
+    answer = httpx.post(
+        f"{ledger.gateway.url}/v1/records",
+        json={"records": factory.batch(5, update_share=0)},
+        headers={"Authorization": f"Bearer {ledger.provisioned.api_keys[POLICE]}"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    ledger.acks.add(POLICE, answer.json()["records"])
+    record_id = answer.json()["records"][0]["record_id"]
+    lone = JsonRpc(url=network.node_url(GATEWAY_NODE))
+    try:
+        sealed_alone: dict[str, Any] = {}
+
+        def anchor_sealed_alone() -> bool:
+            tx_hash = _batch_tx(ledger, record_id)
+            receipt = lone.receipt(tx_hash) if tx_hash else None
+            if receipt is not None:
+                sealed_alone.update(receipt)
+            return receipt is not None
+
+        try:
+            wait_until(anchor_sealed_alone, timeout_s=8, what="the cut-off node sealed the anchor")
+        except AssertionError:
+            network.rejoin_node(GATEWAY_NODE)
+            return False
+        wait_for_blocks(network, 0, 3)
+        assert _status(ledger, POLICE, record_id)["state"] == "pending", "counted on a minority's block"
+        network.rejoin_node(GATEWAY_NODE)
+        wait_until(lambda: _status(ledger, POLICE, record_id)["state"] == "anchored", timeout_s=90, what="anchored")
+    finally:
+        lone.close()
+    status = _status(ledger, POLICE, record_id)
+    assert (
+        network.call(0, "eth_getBlockByNumber", [hex(status["block_number"]), False])["hash"]
+        != (sealed_alone["blockHash"])
+    ), "anchored in the replaced block"
+    return True
+
+
+def _batch_tx(ledger: Ledger, record_id: str) -> str | None:
+    engine = make_engine(ledger.settings.index_url)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT b.tx_hash FROM record_versions r JOIN anchor_batches b ON r.batch_id = b.id "
+                    "WHERE r.record_id = :record_id"
+                ),
+                {"record_id": record_id},
+            ).first()
+    finally:
+        engine.dispose()
+    return str(row[0]) if row is not None and row[0] else None
 
 
 def _stalled(network: CliqueNetwork, index: int, *, quiet_s: float) -> bool:
