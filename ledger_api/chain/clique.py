@@ -225,7 +225,9 @@ class CliqueNetwork:
             "--gcmode", "archive",
             "--nodekeyhex", node["node_key"],
             "--port", str(node["p2p_port"]),
-            "--nodiscover", "--maxpeers", str(self.size + 2),
+            # geth dials at most a third of --maxpeers itself: with a small value, two nodes that each dialled
+            # two others never connect to each other (both wait for the other to dial).
+            "--nodiscover", "--maxpeers", str(max(50, 3 * self.size)),
             "--http", "--http.addr", self._host, "--http.port", str(node["http_port"]),
             "--http.api", _APIS, "--http.vhosts", "*",
             "--authrpc.addr", self._host, "--authrpc.port", str(node["auth_port"]),
@@ -291,18 +293,20 @@ class CliqueNetwork:
         """Cut node ``index`` off from every other node (a network partition): it keeps running and sealing
         what Clique lets a lone signer seal, while the others go on without it. :meth:`rejoin_node` heals."""
         others = [i for i in range(self.size) if i != index and self._running(i)]
-        for other in others:
-            self.call(other, "admin_removePeer", [self._enode(index)])
-            self.call(index, "admin_removePeer", [self._enode(other)])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            # Again until it holds: a dial already under way when a peer is removed can still connect.
+            for other in others:
+                self.call(other, "admin_removePeer", [self._enode(index)])
+                self.call(index, "admin_removePeer", [self._enode(other)])
+            time.sleep(0.2)
             if int(self.call(index, "net_peerCount"), 16) == 0:
                 return
-            time.sleep(0.1)
         raise ChainUnavailable(f"node {index} kept its peers for {timeout_s:.0f}s")
 
     def rejoin_node(self, index: int, *, timeout_s: float = 60.0) -> None:
-        """Peer node ``index`` with every other node again; return once the nodes agree on one chain."""
+        """Peer node ``index`` with every other node again; return once the nodes are within a block of each
+        other."""
         self._peer_all(timeout_s=timeout_s)
         self._await_caught_up(timeout_s=timeout_s)
 

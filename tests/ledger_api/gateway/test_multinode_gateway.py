@@ -143,6 +143,20 @@ def _drained_and_anchored_exactly_once(ledger: Ledger) -> None:
     assert check.acknowledged > 0
 
 
+def _push(ledger: Ledger, owner: str, count: int, *, tag: str) -> str:
+    """Push ``count`` fresh records of ``owner``, acknowledged (202); the first one's record id."""
+    factory = RecordFactory(templates=sample_records(TEMPLATES[owner], owner), tag=tag, rng=random.Random(tag))
+    answer = httpx.post(
+        f"{ledger.gateway.url}/v1/records",
+        json={"records": factory.batch(count, update_share=0)},
+        headers={"Authorization": f"Bearer {ledger.provisioned.api_keys[owner]}"},
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    ledger.acks.add(owner, answer.json()["records"])
+    return str(answer.json()["records"][0]["record_id"])
+
+
 def _status(ledger: Ledger, owner: str, record_id: str) -> dict[str, Any]:
     answer = httpx.get(
         f"{ledger.gateway.url}/v1/records/{record_id}/status",
@@ -166,17 +180,7 @@ def _read(ledger: Ledger, record_id: str, grant_id: int) -> httpx.Response:
 def test_pushes_are_anchored_with_confirmations_and_reads_are_decided_on_the_network(
     clique: CliqueNetwork, ledger: Ledger
 ) -> None:
-    factory = RecordFactory(templates=sample_records(TEMPLATES[PROPERTY], PROPERTY), tag="rd", rng=random.Random(1))
-    answer = httpx.post(
-        f"{ledger.gateway.url}/v1/records",
-        json={"records": factory.batch(20, update_share=0)},
-        headers={"Authorization": f"Bearer {ledger.provisioned.api_keys[PROPERTY]}"},
-        timeout=30,
-    )
-    assert answer.status_code == 202, answer.text
-    outcomes = answer.json()["records"]
-    ledger.acks.add(PROPERTY, outcomes)
-    record_id = outcomes[0]["record_id"]
+    record_id = _push(ledger, PROPERTY, 20, tag="rd")
     wait_until(lambda: _status(ledger, PROPERTY, record_id)["state"] == "anchored", timeout_s=60, what="anchored")
     status = _status(ledger, PROPERTY, record_id)
     # Anchored means 3 blocks on top (Clique's default), as node 0 (not the gateway's) sees it too.
@@ -287,16 +291,7 @@ def test_an_anchor_in_a_block_the_network_replaced_counts_only_on_the_majoritys_
 
 def _anchor_across_a_reorganisation(network: CliqueNetwork, ledger: Ledger, *, tag: str) -> bool:
     isolate_when_it_may_seal(network, GATEWAY_NODE)
-    factory = RecordFactory(templates=sample_records(TEMPLATES[POLICE], POLICE), tag=tag, rng=random.Random(tag))
-    answer = httpx.post(
-        f"{ledger.gateway.url}/v1/records",
-        json={"records": factory.batch(5, update_share=0)},
-        headers={"Authorization": f"Bearer {ledger.provisioned.api_keys[POLICE]}"},
-        timeout=30,
-    )
-    assert answer.status_code == 202, answer.text
-    ledger.acks.add(POLICE, answer.json()["records"])
-    record_id = answer.json()["records"][0]["record_id"]
+    record_id = _push(ledger, POLICE, 5, tag=tag)
     lone = JsonRpc(url=network.node_url(GATEWAY_NODE))
     try:
         sealed_alone: dict[str, Any] = {}
