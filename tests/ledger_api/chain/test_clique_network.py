@@ -154,11 +154,15 @@ def _reorganise_under(network: CliqueNetwork, chain: LedgerChain, follower: Chai
     owner = dev_account(6)
     lone, majority = JsonRpc(url=network.node_url(3)), JsonRpc(url=network.node_url(0))
     grant_id = chain.grant_count() + 1
-    isolate_when_it_may_seal(network, 3)
     nonce = chain.w3.eth.get_transaction_count(owner.address, "pending")
     tx_a = _signed_grant(chain, owner, _spec(Purpose.ELDERLY_CARE, chain), nonce)
     tx_b = _signed_grant(chain, owner, _spec(Purpose.FIRE_SAFETY, chain), nonce)
+    isolate_when_it_may_seal(network, 3)
     lone.call("eth_sendRawTransaction", [tx_a])
+    # geth prepared node 3's next block when the last one came in, before A: restarting its sealing makes
+    # it prepare the block again, with A.
+    network.call(3, "miner_stop")
+    network.call(3, "miner_start")
     majority.call("eth_sendRawTransaction", [tx_b])
     try:
         wait_until(lambda: lone.receipt(_hash(tx_a)) is not None, timeout_s=6, what="node 3 sealed A")
