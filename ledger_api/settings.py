@@ -22,16 +22,31 @@ from ledger_api.errors import ConfigurationError
 MAX_API_KEY_CACHE_S = 5.0
 """The longest a running gateway may keep trusting an API key that another process revoked."""
 
+#: Default confirmations by consensus engine (see :attr:`Settings.confirmations_required`).
+ENGINE_CONFIRMATIONS = {"anvil": 0, "clique": 3, "qbft": 0, "ibft2": 0}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
 
     home: Path = Field(default=Path(".ledger"), description="Where the devnet, deployments and keys live.")
-    rpc_url: str = Field(default="http://127.0.0.1:8545", description="Any Ethereum JSON-RPC endpoint.")
+    rpc_url: str = Field(
+        default="http://127.0.0.1:8545",
+        description="Any Ethereum JSON-RPC endpoint; several nodes of one chain comma-separated (fail-over).",
+    )
     devnet_port: int = 8545
     devnet_block_time_s: float | None = Field(default=None, description="Blocks every N s (None: on demand).")
+    chain_engine: Literal["anvil", "clique", "qbft", "ibft2"] = Field(
+        default="anvil",
+        description="The chain's consensus; it chooses the default confirmations (see confirmations_required).",
+    )
     gas_pricing: Literal["auto", "legacy", "eip1559"] = "auto"
-    confirmations: int = Field(default=0, ge=0)
+    confirmations: int | None = Field(
+        default=None, ge=0, description="Blocks on top of a write before it counts (None: the engine's default)."
+    )
+    log_range: int = Field(
+        default=5_000, ge=1, description="Most blocks in one eth_getLogs call (consortium nodes cap the span)."
+    )
     keystore: Path | None = Field(default=None, description="Encrypted JSON keystore of the signer.")
     keystore_password: SecretStr | None = None
     demo: bool = False
@@ -73,6 +88,15 @@ class Settings(BaseSettings):
                 f"LEDGER_DEMO=1 is honoured only with a loopback RPC; {remote[0]} is not on this machine"
             )
         return True
+
+    @cached_property
+    def confirmations_required(self) -> int:
+        """``confirmations``, or the engine's default: a QBFT/IBFT 2.0 block is final once sealed, a dev chain
+        has one node; Clique can replace its newest block or two (out-of-turn signers race the in-turn
+        one), so a write counts with 3 blocks on top."""
+        if self.confirmations is not None:
+            return self.confirmations
+        return ENGINE_CONFIRMATIONS[self.chain_engine]
 
     @cached_property
     def devnet_home(self) -> Path:

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.clique import CliqueNetwork
 from ledger_api.chain.deploy import Deployment, DeploymentStore
 from ledger_api.chain.devnet import Devnet
 from ledger_api.chain.signers import Signer, load_signer
@@ -53,7 +54,7 @@ class CliContext:
     @cached_property
     def transactor(self) -> Transactor:
         return Transactor.from_url(
-            self.rpc_url, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations
+            self.rpc_url, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations_required
         )
 
     @cached_property
@@ -79,6 +80,13 @@ class CliContext:
             devnet_default_index=devnet_default_index,
             demo=self.settings.demo_mode,
         )
+
+    def clique(self, *, nodes: int = 4, period_s: int = 1) -> CliqueNetwork:
+        return CliqueNetwork(home=self.settings.devnet_home / "clique", nodes=nodes, period_s=period_s)
+
+    def existing_clique(self) -> CliqueNetwork | None:
+        """The clique network of this LEDGER_HOME, when one was created (its layout is kept)."""
+        return CliqueNetwork.existing(self.settings.devnet_home / "clique")
 
     def devnet(self, *, port: int | None = None, block_time_s: float | None = None) -> Devnet:
         return Devnet(

@@ -92,10 +92,10 @@ class GatewayServices:
             settings=AnchoringSettings(
                 batch_max=settings.anchor_batch_max,
                 max_wait_s=settings.anchor_max_wait_s,
-                confirmations=settings.confirmations,
+                confirmations=settings.confirmations_required,
             ),
         )
-        follower = ChainFollower(rpc=rpc, deployment=deployment)
+        follower = ChainFollower(rpc=rpc, deployment=deployment, log_chunk=settings.log_range)
         access_log = AccessLog(engine)
         return cls(
             settings=settings,
@@ -201,5 +201,5 @@ def _tree_head_anchorer(
         writer=writer,
         gateway_key=(GATEWAY_KEY_ID, key_index, public_key),
         auditors=auditors,
-        settings=TreeHeadSettings(max_wait_s=settings.anchor_max_wait_s, confirmations=settings.confirmations),
+        settings=TreeHeadSettings(max_wait_s=settings.anchor_max_wait_s, confirmations=settings.confirmations_required),
     )
