@@ -42,7 +42,7 @@ from ledger_api.accesslog.log import AccessLog
 from ledger_api.accesslog.segment import Recipients, seal_segment
 from ledger_api.chain.tree_heads import ChainTreeHead, Preflight, TreeHeadWriter
 from ledger_api.index.models import AccessLogEntryRow, AccessLogHeadRow
-from ledger_api.outbox.engine import OutboxEngine
+from ledger_api.outbox.engine import OutboxEngine, OutboxWorker
 from ledger_api.outbox.ports import Formed, OutboxSettings, Verdict
 from ledger_api.storage.base import BlobWriter
 
@@ -54,31 +54,20 @@ _LANE = "log"  # one lane: the log writer
 
 
 @dataclass(frozen=True, kw_only=True)
-class TreeHeadSettings:
+class TreeHeadSettings(OutboxSettings):
     max_wait_s: float = 1.0
     """Longest an entry waits before a head covering it is formed."""
     batch_max: int = 1000
     """A head is formed at once when this many entries wait."""
     segment_max: int = 100_000
     """Most entries in one head's segment (a larger backlog is anchored in several heads)."""
-    confirmations: int = 0
-    stuck_after_s: float = 20.0
-    """A sent transaction not mined after this long is replaced with a higher fee."""
     poll_s: float = 0.2
     """Wait between steps that moved nothing. Heads form about once a second (``max_wait_s``) and each
     step asks the chain for its head count, so polling 20 times a second cost every read ~0.15 ms of
     the gateway's one core's worth of Python; a head's anchoring is at most this much later."""
     idle_poll_s: float = 0.2
-    """Wait between steps while the whole log is anchored; :meth:`TreeHeadAnchorer.wake` ends it."""
-    backoff_max_s: float = 5.0
-    gap_grace_s: float = 1.0
-    """How long a nonce gap below the log writer's queued transactions must last before it is filled."""
-
-    def outbox(self) -> OutboxSettings:
-        return OutboxSettings(
-            confirmations=self.confirmations, stuck_after_s=self.stuck_after_s, poll_s=self.poll_s,
-            idle_poll_s=self.idle_poll_s, backoff_max_s=self.backoff_max_s, gap_grace_s=self.gap_grace_s,
-        )  # fmt: skip
+    """Wait between steps while the whole log is anchored (no longer than ``poll_s``: appends do not wake
+    the anchorer, :meth:`TreeHeadAnchorer.wake` does)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,8 +83,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class TreeHeads:
-    """The outbox client of tree heads: one lane, the log writer."""
+class TreeHeadAnchorer(OutboxWorker):
+    """The tree-head outbox: the client of the one :class:`OutboxEngine` it runs (one lane, the log
+    writer)."""
 
     table = AccessLogHeadRow
     newest_first: Sequence[Any] = (col(AccessLogHeadRow.size).desc(),)
@@ -107,10 +97,14 @@ class TreeHeads:
         blobs: BlobWriter,
         writer: TreeHeadWriter,
         gateway_key: tuple[str, int, bytes],
-        auditors: Recipients | Callable[[], Recipients],
-        settings: TreeHeadSettings,
-        clock: Callable[[], datetime],
+        auditors: Recipients | Callable[[], Recipients] = (lambda: {}),
+        settings: TreeHeadSettings = TreeHeadSettings(),
+        clock: Callable[[], datetime] = _now,
     ) -> None:
+        """``gateway_key`` = (id, key index, HPKE public key) of the gateway's own key, so it can rebuild
+        from storage; ``auditors`` = org id → (key index, public key) of every auditor organisation, or a
+        function that returns it (read when a segment is sealed; see ``chain.auditor_recipients``).
+        """
         self._log = log
         self._engine = log.engine
         self._blobs = blobs
@@ -121,6 +115,10 @@ class TreeHeads:
         self._clock = clock
         self._heads_seen = 0  # heads this anchorer saw on chain: a count below it means the chain lost blocks
         self._chain_heads: tuple[int, ChainTreeHead | None] = (0, None)  # (count, latest) at the last check
+        self._outbox: OutboxEngine[AccessLogHeadRow, ChainTreeHead] = OutboxEngine(
+            db=log.engine, client=self, settings=settings, log=logging.getLogger(__name__), name="access log",
+            critical=(AccessLogDiverged,), clock=clock,
+        )  # fmt: skip
 
     def lanes(self) -> Mapping[str, TreeHeadWriter]:
         return {_LANE: self._writer}
@@ -314,60 +312,7 @@ class TreeHeads:
             previous = head.size
         session.commit()
 
-
-class TreeHeadAnchorer:
-    """The tree-head outbox: :class:`TreeHeads` driven by the one :class:`OutboxEngine`."""
-
-    def __init__(
-        self,
-        *,
-        log: AccessLog,
-        blobs: BlobWriter,
-        writer: TreeHeadWriter,
-        gateway_key: tuple[str, int, bytes],
-        auditors: Recipients | Callable[[], Recipients] = (lambda: {}),
-        settings: TreeHeadSettings = TreeHeadSettings(),
-        clock: Callable[[], datetime] = _now,
-    ) -> None:
-        """``gateway_key`` = (id, key index, HPKE public key) of the gateway's own key, so it can rebuild
-        from storage; ``auditors`` = org id → (key index, public key) of every auditor organisation, or a
-        function that returns it (read when a segment is sealed; see ``chain.auditor_recipients``).
-        """
-        self._log = log
-        self._engine = log.engine
-        self._settings = settings
-        client = TreeHeads(
-            log=log, blobs=blobs, writer=writer, gateway_key=gateway_key, auditors=auditors, settings=settings,
-            clock=clock,
-        )  # fmt: skip
-        self._outbox: OutboxEngine[AccessLogHeadRow, ChainTreeHead] = OutboxEngine(
-            db=log.engine, client=client, settings=settings.outbox(), log=logging.getLogger(__name__),
-            name="access log", critical=(AccessLogDiverged,), clock=clock,
-        )  # fmt: skip
-
-    @property
-    def errors(self) -> int:
-        return self._outbox.errors
-
-    @property
-    def last_error(self) -> str | None:
-        return self._outbox.last_error
-
-    def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; every failure is logged and retried with backoff, never fatal."""
-        self._outbox.run(stop)
-
-    def wake(self) -> None:
-        """Entries were appended (or the anchorer should stop): take the next step now."""
-        self._outbox.wake()
-
-    def run_once(self) -> bool:
-        """One step; a failure is logged, counted and backed off from. True when something moved."""
-        return self._outbox.run_once()
-
-    def step(self) -> bool:
-        """One pass; True when something moved. Raises on any failure."""
-        return self._outbox.step()
+    # --- draining and status ---------------------------------------------------------------------------
 
     def drain(self, *, timeout_s: float = 60.0) -> bool:
         """Step until every entry committed so far is anchored (tests, clean shutdown); True if it was."""
@@ -379,8 +324,6 @@ class TreeHeadAnchorer:
             if not self.run_once():
                 threading.Event().wait(self._outbox.backoff_s or self._settings.poll_s)
         return True
-
-    # --- status ----------------------------------------------------------------------------------------
 
     def anchored_size(self) -> int:
         """Entries covered by anchored heads: entry ``i`` is anchored when ``i < anchored_size()``."""

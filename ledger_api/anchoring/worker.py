@@ -19,7 +19,6 @@ acknowledged record is anchored exactly once (DESIGN.md invariant 5).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from ledger_api.chain.anchor_writer import AnchoredBatch, AnchorWriter
 from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
-from ledger_api.outbox.engine import OutboxEngine
+from ledger_api.outbox.engine import OutboxEngine, OutboxWorker
 from ledger_api.outbox.ports import Formed, OutboxSettings, Sender, Verdict
 from ledger_api.records.leaves import BatchManifest, LeafMetadata, RecordLeaf
 from ledger_api.storage.base import BlobWriter
@@ -51,30 +50,13 @@ class BatchSender(Sender, Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AnchoringSettings:
+class AnchoringSettings(OutboxSettings):
     batch_max: int = 2000
     """Most record versions in one batch (one transaction)."""
     max_wait_s: float = 1.0
     """Longest a pending record waits for its batch to fill before the batch is sent anyway."""
     max_in_flight: int = 4
     """Signed batches per signer not yet anchored before the worker stops forming new ones."""
-    confirmations: int = 0
-    stuck_after_s: float = 20.0
-    """A sent transaction not mined after this long is re-sent, then replaced with a higher fee."""
-    poll_s: float = 0.05
-    idle_poll_s: float = 1.0
-    """Wait between steps while nothing is pending or in flight; a push wakes the worker at once
-    (:meth:`AnchoringWorker.wake`). Polling 20 times a second with nothing to do cost every read ~10 %
-    of a core's time on a 2-core gateway."""
-    backoff_max_s: float = 5.0
-    gap_grace_s: float = 1.0
-    """How long a nonce gap below a signer's queued transactions must last before it is filled."""
-
-    def outbox(self) -> OutboxSettings:
-        return OutboxSettings(
-            confirmations=self.confirmations, stuck_after_s=self.stuck_after_s, poll_s=self.poll_s,
-            idle_poll_s=self.idle_poll_s, backoff_max_s=self.backoff_max_s, gap_grace_s=self.gap_grace_s,
-        )  # fmt: skip
 
 
 def _now() -> datetime:
@@ -94,8 +76,9 @@ _PENDING = (
 )
 
 
-class RecordBatches:
-    """The outbox client of record batches: one lane per owner organisation, sent by its signer."""
+class AnchoringWorker(OutboxWorker):
+    """The record-batch outbox: the client of the one :class:`OutboxEngine` it runs (one lane per owner
+    organisation, sent by its signer)."""
 
     table = AnchorBatch
     newest_first: Sequence[Any] = (col(AnchorBatch.block_number).desc(), col(AnchorBatch.id).desc())
@@ -106,14 +89,17 @@ class RecordBatches:
         engine: Engine,
         blobs: BlobWriter,
         writers: Mapping[str, BatchSender],
-        settings: AnchoringSettings,
-        clock: Callable[[], datetime],
+        settings: AnchoringSettings = AnchoringSettings(),
+        clock: Callable[[], datetime] = _now,
     ) -> None:
         self._engine = engine
         self._blobs = blobs
         self._writers = dict(writers)  # owner organisation id -> its signer's writer
         self._settings = settings
         self._clock = clock
+        self._outbox: OutboxEngine[AnchorBatch, AnchoredBatch] = OutboxEngine(
+            db=engine, client=self, settings=settings, log=log, name="anchoring", clock=clock
+        )
 
     def lanes(self) -> Mapping[str, BatchSender]:
         return self._writers
@@ -263,46 +249,3 @@ class RecordBatches:
 
     def adopt(self, session: Session) -> None:
         pass  # a batch anchored by nobody here is not this outbox's
-
-
-class AnchoringWorker:
-    """The record-batch outbox: :class:`RecordBatches` driven by the one :class:`OutboxEngine`."""
-
-    def __init__(
-        self,
-        *,
-        engine: Engine,
-        blobs: BlobWriter,
-        writers: Mapping[str, BatchSender],
-        settings: AnchoringSettings = AnchoringSettings(),
-        clock: Callable[[], datetime] = _now,
-    ) -> None:
-        client = RecordBatches(engine=engine, blobs=blobs, writers=writers, settings=settings, clock=clock)
-        self._outbox: OutboxEngine[AnchorBatch, AnchoredBatch] = OutboxEngine(
-            db=engine, client=client, settings=settings.outbox(), log=log, name="anchoring", clock=clock
-        )
-
-    @property
-    def errors(self) -> int:
-        """Failed steps since the worker was made (chain outages included)."""
-        return self._outbox.errors
-
-    @property
-    def last_error(self) -> str | None:
-        return self._outbox.last_error
-
-    def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; every failure is logged and retried with backoff, never fatal."""
-        self._outbox.run(stop)
-
-    def wake(self) -> None:
-        """New versions are pending (or the worker should stop): take the next step now."""
-        self._outbox.wake()
-
-    def run_once(self) -> bool:
-        """One step with the loop's error handling: True when something moved."""
-        return self._outbox.run_once()
-
-    def step(self) -> bool:
-        """One pass over every signer; True when something moved. Raises on any failure."""
-        return self._outbox.step()

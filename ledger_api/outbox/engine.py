@@ -63,7 +63,7 @@ from ledger_api.chain.errors import ChainError
 from ledger_api.chain.transactions import BroadcastOutcome, SignedTx
 from ledger_api.outbox.ports import Formed, FoundT, OutboxClient, OutboxSettings, RowT, Sender, Verdict
 
-__all__ = ["OutboxEngine"]
+__all__ = ["OutboxEngine", "OutboxWorker"]
 
 _PAGE = 64  # anchored rows re-checked per query
 
@@ -467,3 +467,34 @@ class OutboxEngine(Generic[RowT, FoundT]):
             return session.scalar(
                 select(aggregate).where(self._column("signer") == signer, self._column("state") == "signed")
             )
+
+
+class OutboxWorker:
+    """The public face of a client that runs its own engine (``self._outbox``): the loop and its errors."""
+
+    _outbox: OutboxEngine[Any, Any]
+
+    @property
+    def errors(self) -> int:
+        """Failed steps since the engine was made (chain outages included)."""
+        return self._outbox.errors
+
+    @property
+    def last_error(self) -> str | None:
+        return self._outbox.last_error
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; every failure is logged and retried with backoff, never fatal."""
+        self._outbox.run(stop)
+
+    def wake(self) -> None:
+        """New work is pending (or the loop should stop): take the next step now."""
+        self._outbox.wake()
+
+    def run_once(self) -> bool:
+        """One step with the loop's error handling: True when something moved."""
+        return self._outbox.run_once()
+
+    def step(self) -> bool:
+        """One pass; True when something moved. Raises on any failure."""
+        return self._outbox.step()

@@ -148,13 +148,17 @@ class OutboxClient(Protocol[RowT, FoundT]):
 
 @dataclass(frozen=True, kw_only=True)
 class OutboxSettings:
+    """What the engine itself is tuned by; each client's settings extend these."""
+
     confirmations: int = 0
     stuck_after_s: float = 20.0
     """A sent transaction not mined after this long is re-sent, then replaced with a higher fee."""
     poll_s: float = 0.05
     """Wait between steps that moved nothing while work is pending or in flight."""
     idle_poll_s: float = 1.0
-    """Wait between steps while nothing is pending or in flight; :meth:`OutboxEngine.wake` ends it."""
+    """Wait between steps while nothing is pending or in flight; :meth:`OutboxEngine.wake` ends it (a
+    push wakes the record worker at once). Polling 20 times a second with nothing to do cost every read
+    ~10 % of a core's time on a 2-core gateway."""
     backoff_max_s: float = 5.0
     gap_grace_s: float = 1.0
     """How long a nonce gap below a signer's queued transactions must last before it is filled."""
