@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 from ledger_api.chain.anchor_writer import AnchoredBatch, AnchorWriter
 from ledger_api.chain.transactions import BroadcastOutcome, Mined, SignedTx
+from ledger_api.chain.tree_heads import ChainTreeHead, Preflight, TreeHeadWriter
 
 _ANCHOR_BATCH = AnchorWriter.anchor_batch_calldata(b"\0" * 32, 0, b"\0" * 32)[:4]
+_ANCHOR_TREE_HEAD = TreeHeadWriter.anchor_calldata(0, b"\0" * 32)[:4]
 
 
 class Crash(Exception):
@@ -45,6 +47,7 @@ class _State:
     receipts: dict[str, Mined] = field(default_factory=dict)
     nonces: dict[str, int] = field(default_factory=dict)
     anchors: dict[bytes, tuple[int, int, str]] = field(default_factory=dict)  # root -> (size, block, tx hash)
+    heads: list[tuple[int, bytes, int, str]] = field(default_factory=list)  # AccessLogAnchors: (size, root, block, tx)
 
 
 @dataclass
@@ -139,6 +142,12 @@ class FakeChain:
                 succeeded = False  # RecordAnchors refuses a root twice
             else:
                 self.state.anchors[root] = (size, block_number, tx.tx_hash)
+        elif tx.data[:4] == _ANCHOR_TREE_HEAD:
+            size, root = int.from_bytes(tx.data[4:36], "big"), tx.data[36:68]
+            if self.state.heads and self.state.heads[-1][0] >= size:
+                succeeded = False  # AccessLogAnchorsTreeNotGrown
+            else:
+                self.state.heads.append((size, root, block_number, tx.tx_hash))
         self.state.receipts[tx.tx_hash] = Mined(block_number=block_number, succeeded=succeeded)
 
     def drop(self, tx_hash: str) -> None:
@@ -163,10 +172,10 @@ class FakeChain:
         ]
 
 
-class FakeWriter:
-    """An owner's signer on the fake chain: what ``AnchorWriter`` is on a real one."""
+class FakeSender:
+    """A signer on the fake chain: what ``TransactionSender`` is on a real one."""
 
-    def __init__(self, chain: FakeChain, *, owner_org: str, address: str = "0x" + "a1" * 20) -> None:
+    def __init__(self, chain: FakeChain, *, owner_org: str = "", address: str = "0x" + "a1" * 20) -> None:
         self.chain = chain
         self._owner = owner_org.encode("ascii").ljust(32, b"\0")
         self._address = address
@@ -206,6 +215,10 @@ class FakeWriter:
         self.chain.tick("block number")
         return self.chain.head
 
+
+class FakeWriter(FakeSender):
+    """An owner's signer on the fake chain: what ``AnchorWriter`` is on a real one."""
+
     def anchored_batch(self, root: bytes) -> AnchoredBatch | None:
         self.chain.tick("batch")
         anchor = self.chain.state.anchors.get(root)
@@ -218,3 +231,30 @@ class FakeWriter:
         self.chain.tick("logs")
         anchor = self.chain.state.anchors.get(root)
         return anchor[2] if anchor is not None and anchor[1] == block_number else None
+
+
+class FakeLogWriter(FakeSender):
+    """The access log's writer on the fake chain: what ``TreeHeadWriter`` is on a real one."""
+
+    def head_count(self) -> int:
+        self.chain.tick("head count")
+        return len(self.chain.state.heads)
+
+    def head_at(self, index: int) -> ChainTreeHead:
+        self.chain.tick("head at")
+        size, root, block_number, _tx_hash = self.chain.state.heads[index]
+        return ChainTreeHead(index=index, size=size, root=root, block_number=block_number, timestamp=0)
+
+    def find_head(self, size: int) -> ChainTreeHead | None:
+        self.chain.tick("find head")
+        for index, head in enumerate(self.chain.state.heads):
+            if head[0] == size:
+                return ChainTreeHead(index=index, size=size, root=head[1], block_number=head[2], timestamp=0)
+        return None
+
+    def preflight(self, size: int, root: bytes) -> tuple[Preflight, str]:
+        self.chain.tick("preflight")
+        heads = self.chain.state.heads
+        if heads and heads[-1][0] >= size:
+            return Preflight.NOT_GROWN, f"the chain's last head has {heads[-1][0]} entries"
+        return Preflight.OK, "ok"

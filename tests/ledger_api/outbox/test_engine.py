@@ -30,7 +30,7 @@ OWNER = "PS-XIHU-01"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.now = datetime.now(UTC)  # entries carry the real time they were appended at
 
     def __call__(self) -> datetime:
         return self.now
@@ -88,6 +88,14 @@ class Outbox:
                     )
                 )  # fmt: skip
             session.commit()
+
+    def first_step_answered(self, outcome: BroadcastOutcome, *, accept: bool = False) -> AnchoringWorker:
+        """A worker's first step over two pushed versions, the node answering its broadcast ``outcome``."""
+        self.push(2)
+        self.chain.answers.append(Scripted(outcome, accept=accept))
+        worker = self.worker()
+        worker.run_once()
+        return worker
 
     def batches(self) -> list[AnchorBatch]:
         with Session(self.engine) as session:
@@ -174,11 +182,8 @@ def test_already_known_is_success_the_same_bytes_are_not_signed_again(outbox: Ou
 
 
 def test_nonce_too_low_because_this_transaction_was_mined_marks_it_anchored(outbox: Outbox) -> None:
-    outbox.push(2)
     # The node takes and mines it, but answers "nonce too low" (as for a copy sent before, now mined).
-    outbox.chain.answers.append(Scripted(BroadcastOutcome.NONCE_TOO_LOW, accept=True))
-    worker = outbox.worker()
-    worker.run_once()
+    outbox.first_step_answered(BroadcastOutcome.NONCE_TOO_LOW, accept=True)
     (batch,) = outbox.batches()
     assert (batch.state, batch.attempts) == ("anchored", 1)
     outbox.assert_each_version_anchored_once()
@@ -201,10 +206,7 @@ def test_nonce_too_low_because_another_transaction_used_it_signs_again_at_a_fres
 
 
 def test_underpriced_is_answered_with_a_replacement_paying_more(outbox: Outbox) -> None:
-    outbox.push(2)
-    outbox.chain.answers.append(Scripted(BroadcastOutcome.UNDERPRICED))
-    worker = outbox.worker()
-    worker.run_once()
+    worker = outbox.first_step_answered(BroadcastOutcome.UNDERPRICED)
     (batch,) = outbox.batches()
     first, replacement = (outbox.chain.txs[h] for h in outbox.chain.broadcasts)
     assert (first.nonce, replacement.nonce) == (0, 0)
@@ -217,10 +219,7 @@ def test_underpriced_is_answered_with_a_replacement_paying_more(outbox: Outbox) 
 
 
 def test_a_rejected_transaction_is_sent_again_later(outbox: Outbox) -> None:
-    outbox.push(2)
-    outbox.chain.answers.append(Scripted(BroadcastOutcome.REJECTED))
-    worker = outbox.worker()
-    worker.run_once()
+    worker = outbox.first_step_answered(BroadcastOutcome.REJECTED)
     (batch,) = outbox.batches()
     assert batch.state == "signed"
     assert batch.sent_at is not None
