@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger_api.chain.anchor_writer import AnchoredBatch, AnchorWriter
@@ -24,6 +25,30 @@ _ANCHOR_TREE_HEAD = TreeHeadWriter.anchor_calldata(0, b"\0" * 32)[:4]
 
 class Crash(Exception):
     """A kill at this very point: the engine object is thrown away, a new one starts on the same database."""
+
+
+def steps_until_killed(chain: FakeChain, step: Callable[[], object], done: Callable[[], bool]) -> bool:
+    """Steps, unguarded as a process runs them, until ``done()``; True when the kill at ``chain.crash_at`` hit."""
+    try:
+        for _ in range(20):
+            step()
+            if not chain.automine:
+                chain.mine()
+            if done():
+                break
+    except Crash:
+        return True
+    finally:
+        chain.crash_at = None
+    return False
+
+
+def kill_at_every_tick(run_killed_at: Callable[[int], bool]) -> int:
+    """``run_killed_at(tick)`` for ticks 1, 2, ... until a whole run went by unhit; how many ticks were hit."""
+    tick = 1
+    while run_killed_at(tick):
+        tick += 1
+    return tick - 1
 
 
 @dataclass(frozen=True)
