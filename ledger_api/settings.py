@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=1.0, ge=0, le=MAX_API_KEY_CACHE_S)
     """How long a key found valid is trusted without a database lookup: a revocation by another process takes
     effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
+    access_log_max_backlog_s: float = Field(default=120.0, gt=0)
+    """Reads are refused (503) while the oldest access entry no anchored tree head covers is older than this."""
     blind_index_per_minute: float = Field(default=30.0, gt=0)
     """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
     endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""

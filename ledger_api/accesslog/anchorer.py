@@ -333,6 +333,13 @@ class TreeHeadAnchorer(OutboxWorker):
             )
         return int(size or 0)
 
+    def oldest_unanchored_at(self) -> datetime | None:
+        """When the oldest entry no anchored head covers yet was appended (None: every entry is anchored)."""
+        with Session(self._engine) as session:
+            return session.scalar(
+                select(AccessLogEntryRow.appended_at).where(col(AccessLogEntryRow.seq) == self.anchored_size())
+            )
+
     def status(self) -> AnchorerStatus:
         with Session(self._engine) as session:
             in_flight = session.scalar(select(func.count()).where(col(AccessLogHeadRow.state) != "anchored"))

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.access.ratelimit import RateLimited
+from ledger_api.accesslog.guard import AccessLogNotAnchored
 from ledger_api.errors import LedgerError
 from ledger_api.gateway.schemas import UPLOAD_FILE_NAME
 from ledger_api.records.erasure import ErasureNotAllowed
@@ -165,6 +166,8 @@ PROBLEMS: Mapping[type[Exception], Problem] = {
     IngestError: _INVALID,
     UnknownAdapterError: _NOT_FOUND,
     AdapterError: dataclasses.replace(_INVALID, detail=_in_the_uploaded_file),
+    # no release the audit cannot see (DESIGN.md invariant 4)
+    AccessLogNotAnchored: Problem(status=503, slug="access-log-not-anchored", title="Access log not anchored"),
     # look-ups that would make an oracle of the gateway
     RateLimited: Problem(status=429, slug="rate-limited", title="Too many requests", headers=_retry_after),
     # anything else the domain raises: the chain, storage, keys or index failed
