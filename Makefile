@@ -7,15 +7,20 @@ LEDGER := $(VENV)/bin/ledger
 NODE_DIR := hardhat-free-devnet
 PYTEST_ARGS ?=
 
-.PHONY: demo run test lint typecheck slither unit bench artifacts bootstrap clean
+.PHONY: demo run test lint typecheck slither unit bench artifacts bootstrap clean geth
 
-bootstrap: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
+bootstrap: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed geth
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
+
+## go-ethereum 1.13.15 (the last geth that seals Clique blocks) into .tools/bin, for the multi-node network;
+## skipped when that version is there.
+geth:
+	@bash scripts/install_geth.sh
 
 $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	@cd $(NODE_DIR) && npm ci --silent --no-audit --no-fund
@@ -54,4 +59,4 @@ artifacts: bootstrap
 	@$(LEDGER) compile
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .ledger .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .ledger .pytest_cache .mypy_cache .ruff_cache .tools

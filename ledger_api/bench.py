@@ -31,7 +31,7 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import httpx
 from sqlalchemy import text
@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 from adapters.canonical import CanonicalRecord, Location, RecordType, Source, derive_record_id
 from ledger_api.chain.anchor_writer import AnchorWriter
 from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.clique import CliqueNetwork
 from ledger_api.chain.devnet import Devnet, dev_account, free_port
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
@@ -76,6 +77,8 @@ class BenchResult:
     reads_per_s: float = float("nan")
     read_latency_p50_s: float = float("nan")
     read_latency_p95_s: float = float("nan")
+    engine: str = "anvil"
+    nodes: int = 1
 
 
 def synthetic_events(count: int, *, owner: str, start: int = 0) -> list[CanonicalRecord]:
@@ -112,6 +115,7 @@ class _Gateway:
             "LEDGER_HOME": str(settings.home),
             "LEDGER_RPC_URL": settings.rpc_url,
             "LEDGER_ANCHOR_MAX_WAIT_S": str(settings.anchor_max_wait_s),
+            "LEDGER_CHAIN_ENGINE": settings.chain_engine,
         }
         self.url = f"http://127.0.0.1:{port}"
         self._log = (settings.home / "gateway.log").open("wb")
@@ -142,16 +146,31 @@ class _Gateway:
         self._log.close()
 
 
+class _Chain(Protocol):
+    @property
+    def rpc_url(self) -> str: ...
+    def up(self) -> object: ...
+    def down(self) -> bool: ...
+
+
+def _chain(*, engine: str, nodes: int, home: Path, block_time_s: float) -> _Chain:
+    if engine == "clique":
+        return CliqueNetwork(home=home / "clique", nodes=nodes, period_s=max(1, round(block_time_s)))
+    return Devnet(home=home / "devnet", port=None, block_time_s=block_time_s, prune_history=True, persist=False)
+
+
 def run_bench(
     *, records: int = 20_000, batch_size: int = 500, clients: int = 4, block_time_s: float = 1.0,
     naive_seconds: float = 20.0, reads: int = 5_000, read_clients: int = 16, progress: Any = lambda _m: None,
+    chain: Literal["anvil", "clique"] = "anvil", nodes: int = 1,
 ) -> BenchResult:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    node = Devnet(home=home / "devnet", port=None, block_time_s=block_time_s, prune_history=True, persist=False)
+    node = _chain(engine=chain, nodes=nodes, home=home, block_time_s=block_time_s)
     gateway: _Gateway | None = None
     try:
+        progress(f"starting the chain ({chain}, {nodes} node{'s' if nodes > 1 else ''})")
         node.up()
-        settings = Settings(home=home, rpc_url=node.rpc_url, anchor_max_wait_s=1.0)
+        settings = Settings(home=home, rpc_url=node.rpc_url, anchor_max_wait_s=1.0, chain_engine=chain)
         transactor = Transactor.from_url(node.rpc_url)
         progress("provisioning organisations and keys")
         provisioned = provision(settings=settings, transactor=transactor)
@@ -203,7 +222,7 @@ def run_bench(
             anchor_latency_p95_s=round(_percentile(facts.latencies, 0.95), 3),
             gas_per_record=round(facts.gas / records, 1),
             naive_gas_per_record=round(naive.gas / naive.count, 1) if naive.count else float("nan"),
-            batches=facts.batches,
+            batches=facts.batches, engine=chain, nodes=nodes,
             reads=reads, read_clients=read_clients, reads_per_s=round(read_rate, 1),
             read_latency_p50_s=round(statistics.median(read_latencies), 3),
             read_latency_p95_s=round(_percentile(read_latencies, 0.95), 3),
@@ -393,7 +412,8 @@ def _aware(value: Any) -> dt.datetime:
 def render(result: BenchResult) -> str:
     rows = [
         ("records pushed", f"{result.records:,} in batches of {result.batch_size}, {result.clients} clients"),
-        ("chain", f"anvil, a block every {result.block_time_s:g}s"),
+        ("chain", f"{result.engine}, {result.nodes} node{'s' if result.nodes > 1 else ''}, "
+                  f"a block every {result.block_time_s:g}s"),
         ("ingest, push → all anchored", f"{result.ingest_records_per_s:,.1f} records/s"),
         ("acknowledged (202) rate", f"{result.acknowledge_records_per_s:,.1f} records/s"),
         ("naive: one tx per record", f"{result.naive_records_per_s:,.2f} records/s ({result.naive_records} records)"),

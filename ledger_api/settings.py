@@ -1,32 +1,52 @@
 """Settings from the environment (prefix ``LEDGER_``) with embedded defaults for the local demo.
 
 The defaults describe one machine: anvil on loopback, files under ``./.ledger``. Anything secret
-that has a well-known demo value (the devnet's dev keys, the demo keystore passphrase) is refused
-unless the chain is the devnet or ``LEDGER_DEMO=1`` says this is a demo.
+that has a well-known demo value (the devnet's dev keys, the demo keystore passphrase, the demo
+auditor's key) is refused unless ``LEDGER_DEMO=1`` says this is a demo *and* every RPC URL is on loopback
+(:attr:`Settings.demo_mode`). A chain id alone proves nothing: any network can call itself 31337.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger_api.errors import ConfigurationError
+
 MAX_API_KEY_CACHE_S = 5.0
 """The longest a running gateway may keep trusting an API key that another process revoked."""
+
+#: Default confirmations by consensus engine (see :attr:`Settings.confirmations_required`).
+ENGINE_CONFIRMATIONS = {"anvil": 0, "clique": 3, "qbft": 0, "ibft2": 0}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
 
     home: Path = Field(default=Path(".ledger"), description="Where the devnet, deployments and keys live.")
-    rpc_url: str = Field(default="http://127.0.0.1:8545", description="Any Ethereum JSON-RPC endpoint.")
+    rpc_url: str = Field(
+        default="http://127.0.0.1:8545",
+        description="Any Ethereum JSON-RPC endpoint; several nodes of one chain comma-separated (fail-over).",
+    )
     devnet_port: int = 8545
     devnet_block_time_s: float | None = Field(default=None, description="Blocks every N s (None: on demand).")
+    chain_engine: Literal["anvil", "clique", "qbft", "ibft2"] = Field(
+        default="anvil",
+        description="The chain's consensus; it chooses the default confirmations (see confirmations_required).",
+    )
     gas_pricing: Literal["auto", "legacy", "eip1559"] = "auto"
-    confirmations: int = Field(default=0, ge=0)
+    confirmations: int | None = Field(
+        default=None, ge=0, description="Blocks on top of a write before it counts (None: the engine's default)."
+    )
+    log_range: int = Field(
+        default=5_000, ge=1, description="Most blocks in one eth_getLogs call (consortium nodes cap the span)."
+    )
     keystore: Path | None = Field(default=None, description="Encrypted JSON keystore of the signer.")
     keystore_password: SecretStr | None = None
     demo: bool = False
@@ -44,6 +64,12 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=1.0, ge=0, le=MAX_API_KEY_CACHE_S)
     """How long a key found valid is trusted without a database lookup: a revocation by another process takes
     effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
+    access_log_max_backlog_s: float = Field(default=120.0, gt=0)
+    """Reads are refused (503) while the oldest access entry no anchored tree head covers is older than this."""
+    blind_index_per_minute: float = Field(default=30.0, gt=0)
+    """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
+    endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
+    blind_index_burst: int = Field(default=20, ge=1)
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
     """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
     and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be
@@ -53,6 +79,30 @@ class Settings(BaseSettings):
         description="Suite of new organisation keys; the ML-KEM-768 + X25519 hybrid protects long-lived "
         "sensitive records against a future quantum adversary.",
     )
+
+    @cached_property
+    def demo_mode(self) -> bool:
+        """Whether the published demo secrets may be used: ``LEDGER_DEMO=1`` on a loopback chain only.
+
+        ``LEDGER_DEMO=1`` with an RPC URL off this machine is refused outright rather than ignored: the
+        operator asked for demo keys on what may be a real network."""
+        if not self.demo:
+            return False
+        remote = [url for url in self.rpc_url.split(",") if not is_loopback_url(url.strip())]
+        if remote:
+            raise ConfigurationError(
+                f"LEDGER_DEMO=1 is honoured only with a loopback RPC; {remote[0]} is not on this machine"
+            )
+        return True
+
+    @cached_property
+    def confirmations_required(self) -> int:
+        """``confirmations``, or the engine's default: a QBFT/IBFT 2.0 block is final once sealed, a dev chain
+        has one node; Clique can replace its newest block or two (out-of-turn signers race the in-turn
+        one), so a write counts with 3 blocks on top."""
+        if self.confirmations is not None:
+            return self.confirmations
+        return ENGINE_CONFIRMATIONS[self.chain_engine]
 
     @cached_property
     def devnet_home(self) -> Path:
@@ -73,3 +123,14 @@ class Settings(BaseSettings):
     @cached_property
     def keystore_dir(self) -> Path:
         return self.home / "keystore"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -22,6 +22,7 @@ from ledger_api.chain.encoding import (
     hex_to_bytes32,
 )
 from ledger_api.chain.models import Grant, GrantSpec, Organisation, PendingSigner
+from ledger_api.chain.providers import connect
 from ledger_api.chain.transactor import GasPricing, Transactor
 
 ORG_ADMIN_ROLE = Web3.keccak(text="ORG_ADMIN_ROLE")
@@ -55,7 +56,7 @@ class LedgerChain:
         gas_pricing: GasPricing = "auto",
         confirmations: int = 0,
     ) -> LedgerChain:
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        w3 = connect(rpc_url)
         transactor = Transactor(w3=w3, gas_pricing=gas_pricing, confirmations=confirmations)
         return cls(transactor=transactor, deployment=deployment)
 
@@ -160,17 +161,7 @@ class LedgerChain:
     # --- grants --------------------------------------------------------------------------------
 
     def create_grant(self, *, signer: LocalAccount, spec: GrantSpec) -> tuple[int, TxReceipt]:
-        request = (
-            code_to_bytes32(spec.owner_org),
-            code_to_bytes32(spec.grantee_org),
-            int(spec.purpose),
-            [code_to_bytes32(t) for t in spec.record_types],
-            [code_to_bytes32(c) for c in spec.communities],
-            hex_to_bytes32(spec.record_id) if spec.record_id else ZERO32,
-            spec.valid_from,
-            spec.valid_until,
-        )
-        receipt = self._tx.transact(self.grants.functions.createGrant(request), signer=signer)
+        receipt = self._tx.transact(self.grants.functions.createGrant(grant_request(spec)), signer=signer)
         (event,) = self.grants.events.GrantCreated().process_receipt(receipt)
         return int(event["args"]["grantId"]), receipt
 
@@ -196,6 +187,20 @@ class LedgerChain:
         On an idle chain the newest block's time lags the clock; a grant whose ``until`` passed by the
         clock is refused by the read path, so it must not be listed as active either."""
         return Moment.at(self.latest_timestamp(), time.time())
+
+
+def grant_request(spec: GrantSpec) -> tuple[Any, ...]:
+    """``GrantRegistry.createGrant``'s request struct for ``spec``, in ABI order."""
+    return (
+        code_to_bytes32(spec.owner_org),
+        code_to_bytes32(spec.grantee_org),
+        int(spec.purpose),
+        [code_to_bytes32(t) for t in spec.record_types],
+        [code_to_bytes32(c) for c in spec.communities],
+        hex_to_bytes32(spec.record_id) if spec.record_id else ZERO32,
+        spec.valid_from,
+        spec.valid_until,
+    )
 
 
 def _organisation(org_id: str, raw: Any, public_key: bytes) -> Organisation:

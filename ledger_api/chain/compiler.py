@@ -32,10 +32,18 @@ DEPLOYABLE = (
     "InclusionVerifier",
 )
 
-# Cancun is the newest EVM that every supported consortium client (Besu, GoQuorum, geth) runs.
+#: The EVM the committed artifacts target. London is the newest that every supported chain runs: geth
+#: Clique (1.13.x, the last geth that seals Clique blocks) stops at London, since Shanghai and later
+#: forks are defined for proof-of-stake only; Besu QBFT and GoQuorum run London too. Solidity's own
+#: default (prague) emits PUSH0 and MCOPY, which a London chain rejects as invalid opcodes.
+EVM_VERSION = "london"
+
+#: EVM versions ``ledger compile --evm-version`` accepts (those solc 0.8.2x knows, oldest first).
+EVM_VERSIONS = ("berlin", "london", "paris", "shanghai", "cancun", "prague")
+
 COMPILER_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
-    "evmVersion": "cancun",
+    "evmVersion": EVM_VERSION,
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
 
@@ -55,9 +63,13 @@ def contract_sources() -> dict[str, str]:
     }
 
 
-def source_hash(sources: Mapping[str, str], dependency_versions: Mapping[str, str]) -> str:
-    """SHA-256 over the sorted sources and the versions of the npm packages they import."""
+def source_hash(
+    sources: Mapping[str, str], dependency_versions: Mapping[str, str], *, evm_version: str = EVM_VERSION
+) -> str:
+    """SHA-256 over the sorted sources, the versions of the npm packages they import and the target EVM
+    (the same sources compiled for another EVM are other bytecode)."""
     digest = hashlib.sha256()
+    digest.update(f"evmVersion={evm_version}\x00".encode())
     for name in sorted(sources):
         digest.update(name.encode() + b"\x00" + sources[name].encode() + b"\x00")
     for name in sorted(dependency_versions):
@@ -73,20 +85,23 @@ def dependency_versions() -> dict[str, str]:
     return {"@openzeppelin/contracts": json.loads(manifest.read_text())["version"]}
 
 
-def compile_contracts() -> dict[str, Any]:
-    """Compile the sources and return the artifact document (not yet written)."""
+def compile_contracts(*, evm_version: str = EVM_VERSION) -> dict[str, Any]:
+    """Compile the sources for ``evm_version`` and return the artifact document (not yet written)."""
     import solcx
     import solcx.wrapper
     from solcx.exceptions import SolcError
 
     if not SOLC_WRAPPER.is_file() or not (NODE_MODULES / "solc").is_dir():
         raise CompilerError(f"solc (npm) not installed under {NODE_DIR}: run `make bootstrap`")
+    if evm_version not in EVM_VERSIONS:
+        raise CompilerError(f"unknown EVM version {evm_version!r}: choose one of {', '.join(EVM_VERSIONS)}")
     sources = contract_sources()
     deps = dependency_versions()
+    settings = {**COMPILER_SETTINGS, "evmVersion": evm_version}
     standard_input = {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
-        "settings": COMPILER_SETTINGS,
+        "settings": settings,
     }
     version = str(solcx.wrapper.get_solc_version(SOLC_WRAPPER, with_commit_hash=True))
     try:
@@ -117,9 +132,9 @@ def compile_contracts() -> dict[str, Any]:
     return {
         "_generated": GENERATED_BY,
         "compiler": {"package": "solc (npm, WASM) via py-solc-x", "version": version},
-        "settings": {k: v for k, v in COMPILER_SETTINGS.items() if k != "outputSelection"},
+        "settings": {k: v for k, v in settings.items() if k != "outputSelection"},
         "dependencies": deps,
-        "source_hash": source_hash(sources, deps),
+        "source_hash": source_hash(sources, deps, evm_version=evm_version),
         "contracts": dict(sorted(contracts.items())),
     }
 
@@ -132,7 +147,8 @@ def write_artifacts(document: Mapping[str, Any], path: Path = ARTIFACT_PATH) -> 
 
 def artifact_drift(document: Mapping[str, Any]) -> str | None:
     """Why the committed artifact no longer matches the sources, or None when it does."""
-    current = source_hash(contract_sources(), dependency_versions())
+    evm_version = str(document.get("settings", {}).get("evmVersion", ""))
+    current = source_hash(contract_sources(), dependency_versions(), evm_version=evm_version)
     if document.get("source_hash") != current:
         return (
             f"contract artifacts are stale: sources hash to {current}, artifacts were built from "

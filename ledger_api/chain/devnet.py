@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -174,9 +175,9 @@ class Devnet:
             self._pid_path.unlink(missing_ok=True)
             return False
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         self._pid_path.unlink(missing_ok=True)
         return True
@@ -184,15 +185,15 @@ class Devnet:
     def kill(self) -> None:
         """Stop anvil abruptly (SIGKILL), as a crash would: for tests of recovery."""
         pid = self._read_pid()
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.05)
         self._pid_path.unlink(missing_ok=True)
 
     def status(self) -> DevnetStatus:
         pid = self._read_pid()
-        running = pid is not None and _alive(pid)
+        running = pid is not None and alive(pid)
         if not running:
             return DevnetStatus(running=False, pid=None, rpc_url=self.rpc_url)
         chain_id = _rpc(self.rpc_url, "eth_chainId")
@@ -212,7 +213,7 @@ class Devnet:
             return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -267,12 +268,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rpc(url: str, method: str) -> str | None:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports as :func:`free_port` chooses them."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout_s: float = 5.0) -> Any:
+    """One JSON-RPC call to a local node: its result, or :class:`ChainUnavailable` (no answer, or an error)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback devnet URL
-            result = json.loads(response.read()).get("result")
-            return str(result) if result is not None else None
-    except (urllib.error.URLError, OSError, ValueError):
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - loopback devnet URL
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ChainUnavailable(f"{method} to {url} failed: {exc}") from exc
+    if answer.get("error"):
+        raise ChainUnavailable(f"{method} to {url}: {answer['error']}")
+    return answer.get("result")
+
+
+def _rpc(url: str, method: str) -> str | None:
+    try:
+        result = rpc_call(url, method, timeout_s=2)
+    except ChainUnavailable:
         return None
+    return str(result) if result is not None else None

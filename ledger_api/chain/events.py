@@ -88,6 +88,8 @@ def iter_events(
             "eth_getLogs", [{"address": address, "fromBlock": hex(start), "toBlock": hex(end), "topics": topics}]
         )
         for log in logs:
+            if log.get("removed"):
+                continue  # a log of a block the node has just replaced (reorganisation)
             event = decoder.decode(log)
             if event is not None:
                 yield event

@@ -37,6 +37,7 @@ from ledger_api.chain.deploy import CONTRACTS, LOG_WRITER_ROLE, deploy_contracts
 from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.encoding import OrganisationKind, Purpose, code_to_bytes32
 from ledger_api.chain.errors import ChainError
+from ledger_api.chain.providers import connect
 from ledger_api.chain.transactor import Transactor
 
 ORG_ADMIN_ROLE = Web3.keccak(text="ORG_ADMIN_ROLE")
@@ -204,7 +205,7 @@ COMMUNITIES = ("330102001", "330106002", "330106003")
 
 def measure(rpc_url: str) -> GasReport:
     """Deploy on the node at ``rpc_url`` (a fresh dev chain) and measure everything."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = connect(rpc_url, timeout_s=60)
     transactor = Transactor(w3=w3)
     actors = _Actors(**{f.name: dev_account(i) for i, f in enumerate(fields(_Actors))})  # accounts 0..7, in order
     # No signer-change delay, so that completing a change is measured too (the delay costs no gas).

@@ -31,10 +31,12 @@ def load_signer(
     keystore: Path | None = None,
     keystore_password: str | None = None,
     devnet_default_index: int | None = 0,
+    demo: bool = False,
 ) -> LocalAccount:
     """The signer named by a keystore file, else by the environment variable ``key_env``.
 
-    On the devnet with neither, dev account ``devnet_default_index`` is used (embedded defaults).
+    In demo mode on the devnet with neither, dev account ``devnet_default_index`` is used (embedded
+    defaults); its key is public, so nothing else may fall back to it.
     """
     account: LocalAccount | None = None
     if keystore is not None:
@@ -52,11 +54,12 @@ def load_signer(
             account = Account.from_key(os.environ[key_env].strip())
         except (ValueError, TypeError):
             raise ConfigurationError(f"{key_env} does not hold a valid hex private key") from None
-    elif chain_id == DEVNET_CHAIN_ID and devnet_default_index is not None:
+    elif demo and chain_id == DEVNET_CHAIN_ID and devnet_default_index is not None:
         return dev_account(devnet_default_index)
     else:
         raise ConfigurationError(
-            f"no signer: set {key_env or 'a key variable'} or LEDGER_KEYSTORE (chain {chain_id} is not the devnet)"
+            f"no signer: set {key_env or 'a key variable'} or LEDGER_KEYSTORE "
+            "(the devnet's dev keys need LEDGER_DEMO=1 and a loopback RPC)"
         )
     if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_private_keys():
         raise ConfigurationError(

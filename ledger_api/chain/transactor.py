@@ -20,6 +20,7 @@ from web3.types import TxParams, TxReceipt, Wei
 
 from ledger_api.chain.artifacts import load_artifacts
 from ledger_api.chain.errors import ChainUnavailable, ContractReverted, TransactionFailed
+from ledger_api.chain.providers import connect
 
 GasPricing = Literal["auto", "legacy", "eip1559"]
 
@@ -111,7 +112,7 @@ class Transactor:
 
     @classmethod
     def from_url(cls, rpc_url: str, *, gas_pricing: GasPricing = "auto", confirmations: int = 0) -> Transactor:
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        w3 = connect(rpc_url)
         return cls(w3=w3, gas_pricing=gas_pricing, confirmations=confirmations)
 
     @property

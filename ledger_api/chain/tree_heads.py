@@ -2,8 +2,8 @@
 
 :class:`TreeHeadReader` is all an auditor needs (``headCount``/``headAt``/``latestHead`` are kept in
 contract storage, so no archive state is read). :class:`TreeHeadWriter` signs ``anchorTreeHead`` calls
-with the log writer's key (``LOG_WRITER_ROLE``) with explicit nonces, for the anchorer's durable outbox;
-it mirrors :class:`ledger_api.chain.anchor_writer.AnchorWriter` and shares its broadcast classification.
+with the log writer's key (``LOG_WRITER_ROLE``) with explicit nonces, for the anchorer's durable outbox:
+it is the one :class:`~ledger_api.chain.sender.TransactionSender` plus the dry run of its call.
 
 Everything that talks to the node raises :class:`~ledger_api.chain.errors.ChainError` (or a subclass)
 when the node is unreachable or answers nonsense, so the anchorer can tell a chain problem from a bug.
@@ -22,11 +22,11 @@ from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from ledger_api.chain.anchor_writer import BroadcastOutcome, SignedTx, classify_rpc_error, sign_call
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.encoding import OrganisationKind, code_to_bytes32
 from ledger_api.chain.errors import ChainUnavailable
 from ledger_api.chain.rpc import JsonRpc, RpcError
+from ledger_api.chain.sender import TransactionSender
 from ledger_api.chain.transactor import GasPricing
 
 __all__ = [
@@ -51,7 +51,6 @@ _ERR_UNAUTHORISED = _selector("AccessLogAnchorsUnauthorised(address)")
 _ERR_NOT_GROWN = _selector("AccessLogAnchorsTreeNotGrown(uint64,uint64)")
 _ERR_INVALID_ROOT = _selector("AccessLogAnchorsInvalidRoot()")
 _HEAD_TYPES = ["bytes32", "uint64", "uint64", "uint64"]  # TreeHead {root, size, blockNumber, timestamp}
-_REPLACEMENT_BUMP_PERCENT = 125  # geth/EIP-1559 pools want +10% for a replacement; 25% leaves headroom
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +149,7 @@ class TreeHeadReader:
         return bool(included)
 
 
-class TreeHeadWriter(TreeHeadReader):
+class TreeHeadWriter(TreeHeadReader, TransactionSender):
     """Signs and sends ``anchorTreeHead`` for the log writer, with explicit nonces."""
 
     def __init__(
@@ -163,15 +162,10 @@ class TreeHeadWriter(TreeHeadReader):
         gas_limit: int = 150_000,
         gas_pricing: GasPricing = "auto",
     ) -> None:
-        super().__init__(rpc=rpc, address=address)
-        self._signer = signer
-        self._chain_id = chain_id
-        self._gas_limit = gas_limit
-        self._gas_pricing = gas_pricing
-
-    @property
-    def signer_address(self) -> str:
-        return str(self._signer.address)
+        TreeHeadReader.__init__(self, rpc=rpc, address=address)
+        TransactionSender.__init__(
+            self, rpc=rpc, signer=signer, to=address, chain_id=chain_id, gas_limit=gas_limit, gas_pricing=gas_pricing
+        )
 
     @staticmethod
     def anchor_calldata(size: int, root: bytes) -> bytes:
@@ -202,37 +196,6 @@ class TreeHeadWriter(TreeHeadReader):
                 return Preflight.REJECTED, exc.message
             raise  # not a revert: a node problem
         return Preflight.OK, "ok"
-
-    def sign(self, calldata: bytes, *, nonce: int, min_fee_level: int = 0) -> SignedTx:
-        return sign_call(
-            rpc=self._rpc, signer=self._signer, chain_id=self._chain_id, gas_pricing=self._gas_pricing,
-            to=self._address, data=calldata, gas=self._gas_limit, nonce=nonce, min_fee_level=min_fee_level,
-        )  # fmt: skip
-
-    def replacement(self, calldata: bytes, stuck: SignedTx) -> SignedTx:
-        """The same call at the same nonce paying enough more to replace ``stuck`` (itself on a zero-fee chain)."""
-        if stuck.fee_level == 0:
-            return stuck
-        bumped = max(stuck.fee_level * _REPLACEMENT_BUMP_PERCENT // 100, stuck.fee_level + 1)
-        return self.sign(calldata, nonce=stuck.nonce, min_fee_level=bumped)
-
-    def broadcast(self, tx: SignedTx) -> BroadcastOutcome:
-        try:
-            self._rpc.call("eth_sendRawTransaction", ["0x" + tx.raw.hex()])
-        except RpcError as exc:
-            return classify_rpc_error(exc.message)
-        return BroadcastOutcome.ACCEPTED
-
-    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
-        """The receipt of a mined transaction, or None (unknown, pending, or in a block the node lost)."""
-        receipt = self._rpc.receipt(tx_hash)
-        if receipt is None or receipt.get("blockNumber") is None:
-            return None
-        return receipt
-
-    def nonces(self) -> tuple[int, int]:
-        """(mined, pending) transaction counts of the signer."""
-        return self._rpc.nonce(self.signer_address, "latest"), self._rpc.nonce(self.signer_address, "pending")
 
 
 def _revert_data(exc: RpcError) -> bytes:

@@ -73,7 +73,7 @@ def cannot_run(message: str) -> SystemExit:
     return SystemExit(USAGE_EXIT)
 
 
-def _auditor_key(args: argparse.Namespace, chain_id: int) -> AuditorKey:
+def _auditor_key(args: argparse.Namespace, chain_id: int, *, demo: bool) -> AuditorKey:
     from ledger_api.audit.collect import AuditorKey
 
     value = os.environ.get(args.auditor_key_env, "").strip()
@@ -82,7 +82,7 @@ def _auditor_key(args: argparse.Namespace, chain_id: int) -> AuditorKey:
             private = bytes.fromhex(value.removeprefix("0x"))
         except ValueError:
             raise cannot_run(f"{args.auditor_key_env} is not hexadecimal") from None
-    elif chain_id == _DEVNET_CHAIN_ID:
+    elif demo and chain_id == _DEVNET_CHAIN_ID:
         from ledger_api.provision import demo_private_key  # the devnet demo's fixed keys only
 
         private = demo_private_key(args.auditor)
@@ -123,7 +123,7 @@ def collect(args: argparse.Namespace) -> Evidence:
             rpc=rpc,
             deployment=_deployment(args, chain_id, settings),
             store=store,
-            auditor=_auditor_key(args, chain_id),
+            auditor=_auditor_key(args, chain_id, demo=settings.demo_mode),
             storage_label=f"storage {storage_url}",
         )
     finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from functools import cached_property
 from pathlib import Path
 
 from ledger_api.chain.client import LedgerChain
+from ledger_api.chain.clique import CliqueNetwork
 from ledger_api.chain.deploy import Deployment, DeploymentStore
 from ledger_api.chain.devnet import Devnet
 from ledger_api.chain.signers import Signer, load_signer
@@ -14,6 +16,13 @@ from ledger_api.chain.transactor import Transactor
 from ledger_api.settings import Settings
 
 ADMIN_KEY_ENV = "LEDGER_ADMIN_KEY"
+
+
+def enter_demo_mode() -> None:
+    """For the commands that *are* the demo (``demo``, ``run``, ``bench``): they start their own loopback
+    devnet, so the published demo secrets are what they must use (``Settings.demo_mode`` still checks the
+    RPC is on loopback). Every other command needs ``LEDGER_DEMO=1`` said explicitly."""
+    os.environ.setdefault("LEDGER_DEMO", "1")
 
 
 def add_chain_options(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +54,7 @@ class CliContext:
     @cached_property
     def transactor(self) -> Transactor:
         return Transactor.from_url(
-            self.rpc_url, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations
+            self.rpc_url, gas_pricing=self.settings.gas_pricing, confirmations=self.settings.confirmations_required
         )
 
     @cached_property
@@ -69,7 +78,15 @@ class CliContext:
             keystore=keystore,
             keystore_password=password,
             devnet_default_index=devnet_default_index,
+            demo=self.settings.demo_mode,
         )
+
+    def clique(self, *, nodes: int = 4, period_s: int = 1) -> CliqueNetwork:
+        return CliqueNetwork(home=self.settings.devnet_home / "clique", nodes=nodes, period_s=period_s)
+
+    def existing_clique(self) -> CliqueNetwork | None:
+        """The clique network of this LEDGER_HOME, when one was created (its layout is kept)."""
+        return CliqueNetwork.existing(self.settings.devnet_home / "clique")
 
     def devnet(self, *, port: int | None = None, block_time_s: float | None = None) -> Devnet:
         return Devnet(

@@ -44,7 +44,7 @@ from ledger_api.chain.devnet import dev_account, free_port
 from ledger_api.chain.encoding import Purpose
 from ledger_api.chain.models import GrantSpec
 from ledger_api.chain.signers import Signer
-from ledger_api.cli.context import CliContext
+from ledger_api.cli.context import CliContext, enter_demo_mode
 from ledger_api.cli.demo_data import (
     COMMITTEE,
     DEFAULT_SAMPLES_DIR,
@@ -104,6 +104,7 @@ class _Steps:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    enter_demo_mode()
     steps = _Steps()
     base = CliContext.from_args(args)
     node = base.devnet()

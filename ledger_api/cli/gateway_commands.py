@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ledger_api.cli.context import CliContext, add_chain_options
+from ledger_api.cli.context import CliContext, add_chain_options, enter_demo_mode
 from ledger_api.errors import ConfigurationError
 
 
@@ -56,6 +56,8 @@ def register(commands: Any) -> None:
     bench.add_argument("--naive-seconds", type=float, default=20.0, help="how long to run the naive baseline")
     bench.add_argument("--reads", type=int, default=5_000, help="logged reads to measure")
     bench.add_argument("--read-clients", type=int, default=16, help="concurrent readers")
+    bench.add_argument("--engine", choices=("anvil", "clique"), default="anvil", help="the chain to measure on")
+    bench.add_argument("--nodes", type=int, default=None, help="signer nodes (clique; default 4)")
     bench.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     bench.set_defaults(handler=run_bench)
 
@@ -221,6 +223,7 @@ def run_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    enter_demo_mode()
     from ledger_api.bench import render, result_json
     from ledger_api.bench import run_bench as bench
 
@@ -232,6 +235,8 @@ def run_bench(args: argparse.Namespace) -> int:
         naive_seconds=args.naive_seconds,
         reads=args.reads,
         read_clients=args.read_clients,
+        chain=args.engine,
+        nodes=args.nodes or (4 if args.engine == "clique" else 1),
         progress=(lambda message: print(f"bench: {message}", file=sys.stderr)) if not args.json else (lambda _m: None),
     )
     print(result_json(result) if args.json else render(result))

@@ -8,6 +8,7 @@ and detail once, at the boundary, and :func:`install_problem_handlers` answers e
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from adapters.errors import AdapterError, UnknownAdapterError
+from ledger_api.access.ratelimit import RateLimited
+from ledger_api.accesslog.guard import AccessLogNotAnchored
 from ledger_api.chain.errors import ChainViewBehind
 from ledger_api.errors import LedgerError
 from ledger_api.gateway.schemas import UPLOAD_FILE_NAME
@@ -37,6 +40,7 @@ _PROBLEM_DESCRIPTIONS = {
     410: "Gone: the record was erased",
     413: "Body over the size limit",
     422: "Invalid request",
+    429: "Over the organisation's rate limit; retry after `Retry-After` seconds",
     503: "A backend (keys, index, storage, chain) is unavailable",
 }
 
@@ -111,6 +115,15 @@ def _no_errors(exc: Exception) -> list[dict[str, Any]]:
     return []
 
 
+def _no_headers(exc: Exception) -> dict[str, str]:
+    return {}
+
+
+def _retry_after(exc: Exception) -> dict[str, str]:
+    # RFC 9110 §10.2.3: whole seconds; RFC 6585 §4 pairs it with 429.
+    return {"Retry-After": str(max(1, math.ceil(getattr(exc, "retry_after_s", 1.0))))}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Problem:
     """How one family of errors is answered (RFC 9457 §3.1: ``type`` is :data:`PROBLEM_BASE` + ``slug``)."""
@@ -121,6 +134,7 @@ class Problem:
     detail: Callable[[Exception, Request], str] = _message
     errors: Callable[[Exception], list[dict[str, Any]]] = _no_errors
     """Per-item problems (``errors`` member, an RFC 9457 §3.2 extension) when the error carries them."""
+    headers: Callable[[Exception], dict[str, str]] = _no_headers
 
 
 _NOT_FOUND = Problem(status=404, slug="not-found", title="Not found")
@@ -154,6 +168,10 @@ PROBLEMS: Mapping[type[Exception], Problem] = {
     IngestError: _INVALID,
     UnknownAdapterError: _NOT_FOUND,
     AdapterError: dataclasses.replace(_INVALID, detail=_in_the_uploaded_file),
+    # no release the audit cannot see (DESIGN.md invariant 4)
+    AccessLogNotAnchored: Problem(status=503, slug="access-log-not-anchored", title="Access log not anchored"),
+    # look-ups that would make an oracle of the gateway
+    RateLimited: Problem(status=429, slug="rate-limited", title="Too many requests", headers=_retry_after),
     # the follower's view of grants is older than LEDGER_FOLLOWER_MAX_LAG_S allows (and the node is unreachable)
     ChainViewBehind: Problem(status=503, slug="chain-view-behind", title="Chain view behind the node"),
     # anything else the domain raises: the chain, storage, keys or index failed
@@ -208,7 +226,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = problem.errors(exc)
         return problem_response(
             status=problem.status, problem=problem.slug, title=problem.title, detail=problem.detail(exc, request),
-            instance=request.url.path, extra={"errors": errors} if errors else None,
+            instance=request.url.path, extra={"errors": errors} if errors else None, headers=problem.headers(exc),
         )  # fmt: skip
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:

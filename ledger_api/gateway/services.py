@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from ledger_api.access.ratelimit import RateLimit, RateLimiter
 from ledger_api.accesslog import AccessLog, TreeHeadAnchorer, TreeHeadSettings
+from ledger_api.accesslog.guard import AnchorerLiveness, ReleaseGuard
 from ledger_api.anchoring.worker import AnchoringSettings, AnchoringWorker
 from ledger_api.chain.anchor_writer import AnchorWriter
 from ledger_api.chain.deploy import Deployment, DeploymentStore
-from ledger_api.chain.devnet import DEVNET_CHAIN_ID
 from ledger_api.chain.encoding import OrganisationKind
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
@@ -51,6 +52,8 @@ class GatewayServices:
     tree_heads: TreeHeadAnchorer | None
     reader: ReadService
     """Anchors the access log's tree heads; None when the gateway holds no log-writer key."""
+    blind_index_limiter: RateLimiter
+    anchorer_liveness: AnchorerLiveness
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -60,7 +63,7 @@ class GatewayServices:
         chain_id = rpc.chain_id()
         deployment = DeploymentStore(directory=settings.deployments_dir).require(chain_id)
         secret = master_secret(settings, chain_id=chain_id)
-        demo = settings.demo or chain_id == DEVNET_CHAIN_ID
+        demo = settings.demo_mode
         engine = make_engine(settings.index_url)
         blobs = blob_store_from_settings(settings.blob_store_url)
         if isinstance(blobs, S3BlobStore):
@@ -91,11 +94,21 @@ class GatewayServices:
             settings=AnchoringSettings(
                 batch_max=settings.anchor_batch_max,
                 max_wait_s=settings.anchor_max_wait_s,
-                confirmations=settings.confirmations,
+                confirmations=settings.confirmations_required,
             ),
         )
-        follower = ChainFollower(rpc=rpc, deployment=deployment)
+        follower = ChainFollower(rpc=rpc, deployment=deployment, log_chunk=settings.log_range)
         access_log = AccessLog(engine)
+        tree_heads = _tree_head_anchorer(
+            settings=settings, rpc=rpc, chain_id=chain_id, deployment=deployment, blobs=blobs,
+            keystore=keystore, signers=signers, follower=follower, access_log=access_log,
+        )  # fmt: skip
+        liveness = AnchorerLiveness(has_writer=tree_heads is not None)
+        guard = ReleaseGuard(
+            anchorer_problem=liveness.problem,
+            oldest_unanchored_at=tree_heads.oldest_unanchored_at if tree_heads is not None else lambda: None,
+            max_backlog_s=settings.access_log_max_backlog_s,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -108,11 +121,16 @@ class GatewayServices:
             worker=worker,
             follower=follower,
             access_log=access_log,
-            reader=ReadService(engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log),
-            tree_heads=_tree_head_anchorer(
-                settings=settings, rpc=rpc, chain_id=chain_id, deployment=deployment, blobs=blobs,
-                keystore=keystore, signers=signers, follower=follower, access_log=access_log,
+            reader=ReadService(
+                engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log,
+                release_guard=guard.check,
             ),
+            anchorer_liveness=liveness,
+            blind_index_limiter=RateLimiter(
+                name="blind-index look-ups",
+                limit=RateLimit(per_minute=settings.blind_index_per_minute, burst=settings.blind_index_burst),
+            ),
+            tree_heads=tree_heads,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -127,6 +145,8 @@ class GatewayServices:
             thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+            if name == "tree-heads":
+                self.anchorer_liveness.watch(thread)
         self.follower.start(poll_s=0.2)
 
     def require_anchoring_healthy(self) -> None:
@@ -139,6 +159,7 @@ class GatewayServices:
     def stop(self) -> None:
         """Stop the background work; the services stay usable."""
         self._stop.set()
+        self.anchorer_liveness.forget()
         self.worker.wake()  # out of its idle wait
         for thread in self._threads:
             thread.join(timeout=10)
@@ -196,5 +217,5 @@ def _tree_head_anchorer(
         writer=writer,
         gateway_key=(GATEWAY_KEY_ID, key_index, public_key),
         auditors=auditors,
-        settings=TreeHeadSettings(max_wait_s=settings.anchor_max_wait_s, confirmations=settings.confirmations),
+        settings=TreeHeadSettings(max_wait_s=settings.anchor_max_wait_s, confirmations=settings.confirmations_required),
     )

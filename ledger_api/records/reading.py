@@ -152,6 +152,7 @@ class ReadService:
         keystore: OrgKeystore,
         follower: ChainFollower,
         access_log: AccessLog,
+        release_guard: Callable[[], None],
         emergency_kinds: frozenset[OrganisationKind] = frozenset({OrganisationKind.POLICE}),
         clock: Callable[[], float] = time.time,
         key_cache: DataKeyCache | None = None,
@@ -162,6 +163,8 @@ class ReadService:
         self._keystore = keystore
         self._follower = follower
         self._log = access_log
+        self._release_guard = release_guard
+        """Raises when nothing anchors the access log (see :mod:`ledger_api.accesslog.guard`)."""
         self._emergency_kinds = emergency_kinds
         self._clock = clock
         self._keys = key_cache if key_cache is not None else DataKeyCache()
@@ -188,6 +191,7 @@ class ReadService:
         version: int | None = None,
         request_id: str | None = None,
     ) -> ReadResult:
+        self._release_guard()  # before anything is looked at: no release the audit cannot see
         row = self._find(record_id, version)
         self._head_check()
         checked_block, _ = self._follower.head()

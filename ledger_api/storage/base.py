@@ -38,6 +38,12 @@ def check_key(key: object) -> str:
     return key
 
 
+class BlobWriter(Protocol):
+    """The one thing an outbox client needs of storage: a durable ``put`` (see :class:`BlobStore`)."""
+
+    def put(self, data: bytes) -> str: ...
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Content-addressed blob storage.
@@ -90,4 +96,4 @@ class BlobReader(Protocol):
     def get(self, key: str, *, verify: bool = True) -> bytes: ...
 
 
-__all__ = ["KEY_LENGTH", "BlobReader", "BlobStore", "blob_key", "check_key", "is_valid_key"]
+__all__ = ["KEY_LENGTH", "BlobReader", "BlobStore", "BlobWriter", "blob_key", "check_key", "is_valid_key"]

@@ -105,6 +105,7 @@ class GatewayProcess:
                 "LEDGER_HOME": str(self.home),
                 "LEDGER_RPC_URL": self.rpc_url,
                 "LEDGER_ANCHOR_MAX_WAIT_S": str(self.anchor_max_wait_s),
+                "LEDGER_DEMO": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )

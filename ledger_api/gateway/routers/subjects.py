@@ -7,6 +7,7 @@ holds, then lists the records linked to it that it may see.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -16,6 +17,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from adapters.canonical import blind_index, normalise_address, normalise_id_number
+from ledger_api.access.ratelimit import RateLimited
 from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, problem_responses
 from ledger_api.gateway.routers.records import refuse_if_suspended
@@ -25,6 +27,7 @@ from ledger_api.gateway.visibility import visible_records_filter
 from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
 
 router = APIRouter(tags=["subjects"])
+log = logging.getLogger(__name__)
 
 
 @router.post(
@@ -39,7 +42,7 @@ router = APIRouter(tags=["subjects"])
         }
     },
     # Error answers are problem details (found undocumented by tests/ledger_api/gateway/test_schemathesis_devnet.py).
-    responses=problem_responses(401, 403, 422, descriptions={403: "The organisation is suspended on chain"}),
+    responses=problem_responses(401, 403, 422, 429, descriptions={403: "The organisation is suspended on chain"}),
 )
 async def compute_blind_index(request: Request, org_id: CurrentOrg, services: Services) -> BlindIndexResponse:
     # Not a body parameter: FastAPI decodes a declared JSON body before any dependency runs, so a caller
@@ -56,6 +59,14 @@ def _blind_index(services: GatewayServices, org_id: str, request: BlindIndexRequ
     refuse_if_suspended(services, org_id)  # the consortium's key is for members in good standing
     if (request.id_number is None) == (request.address is None):
         raise InvalidRecord("give exactly one of id_number and address")
+    kind = "id_number" if request.id_number is not None else "address"
+    try:
+        services.blind_index_limiter.take(org_id)
+    except RateLimited:
+        log.warning("blind index: %s refused a %s look-up: over its rate limit", org_id, kind.replace("_", " "))
+        raise
+    # Who asked, and for what kind, never the value or its index: the operator sees the oracle's use.
+    log.info("blind index: %s looked up a %s", org_id, kind.replace("_", " "))
     key = services.keystore.consortium_key()
     if request.id_number is not None:
         try:

@@ -74,3 +74,33 @@ def test_heads_lost_with_the_chains_newest_blocks_are_anchored_again(
     )
     assert audit.ok, audit.problems
     assert audit.entries == tuple(make_entry(n) for n in range(13))
+
+
+def test_a_nonce_gap_of_the_log_writer_left_by_lost_blocks_is_filled(
+    node: Devnet, tmp_path: Path, engine: Engine, blobs: LocalBlobStore
+) -> None:
+    chain = make_chain(node.rpc_url, tmp_path / "ledger")
+    writer = chain.writer()
+    snapshot = chain.rpc.call("evm_snapshot")
+    # A nonce used by a transaction no head holds (one lost to a replacement, or of another sender using
+    # the key), then a head anchored at the next nonce.
+    untracked = writer.filler(nonce=writer.nonces()[1])
+    writer.broadcast(untracked)
+    log = AccessLog(engine)
+    anchorer = chain.anchorer(log, blobs, gap_grace_s=0.2)
+    log.append_many([make_entry(n) for n in range(5)])
+    assert anchorer.drain(timeout_s=30)
+    with Session(engine) as session:
+        head = session.exec(select(AccessLogHeadRow)).one()
+    assert head.nonce == untracked.nonce + 1
+
+    # Both blocks are lost: the head's transaction, sent again, waits behind the unused nonce.
+    assert chain.rpc.call("evm_revert", [snapshot]) is True
+    assert writer.nonces()[0] == untracked.nonce
+    log.append_many([make_entry(n) for n in range(5, 8)])
+    assert anchorer.drain(timeout_s=30), anchorer.status()
+    assert [h.size for h in chain.writer().heads()] == [5, 8]
+    with Session(engine) as session:
+        again = session.exec(select(AccessLogHeadRow).where(col(AccessLogHeadRow.size) == 5)).one()
+    assert (again.state, again.tx_hash, again.attempts) == ("anchored", head.tx_hash, 1)
+    assert writer.nonces()[0] == untracked.nonce + 3  # filler, the head again, the next head

@@ -132,6 +132,24 @@ def test_changed_content_is_a_new_version(client: TestClient, ledger_home: Ledge
     assert status(client, ledger_home, POLICE, original.record_id).json()["version"] == 2
 
 
+def test_a_push_for_a_community_its_owner_does_not_serve_is_stored_as_pushed(
+    client: TestClient, ledger_home: Ledger
+) -> None:
+    """The rule, made explicit (README, "The gateway"): an organisation's registered communities bound what
+    it may read in an emergency and what grants name, not where its records happened. A station records an
+    incident across its border as it happened; that record is shared only under a grant naming that
+    community (the grant check and the auditor both read the community from the anchored manifest)."""
+    record = sample_records("police.incidents", POLICE)[61]
+    served = client.get("/v1/me", headers=ledger_home.auth(POLICE)).json()
+    elsewhere = record.model_copy(update={"community_code": "330199001"})
+    assert elsewhere.community_code not in served.get("communities", ())
+    answer = push(client, ledger_home, POLICE, [elsewhere])
+    assert answer.status_code == 202, answer.text
+    wait_until(lambda: status(client, ledger_home, POLICE, record.record_id).json()["state"] == "anchored")
+    listed = client.get("/v1/records", params={"community": "330199001"}, headers=ledger_home.auth(POLICE)).json()
+    assert [r["record_id"] for r in listed["records"]] == [record.record_id]
+
+
 def test_a_record_of_another_owner_is_refused_and_nothing_is_stored(client: TestClient, ledger_home: Ledger) -> None:
     mine = sample_records("police.incidents", POLICE)[70:72]
     theirs = sample_records("police.incidents", COMMITTEE)[72]

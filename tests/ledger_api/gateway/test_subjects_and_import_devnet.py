@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -12,6 +13,8 @@ from sqlmodel import Session, col, select
 
 from adapters.canonical import Subject
 from ledger_api.client import GatewayClient
+from ledger_api.gateway.app import create_app
+from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import SubjectLink
 from tests.conftest import SHARED_DIR
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, Ledger
@@ -107,3 +110,30 @@ def test_cli_names_a_file_it_cannot_read_in_one_line(tmp_path: object) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("ledger: error: ")
     assert str(broken) in result.stderr
+
+
+def test_the_blind_index_is_rate_limited_per_organisation_and_its_use_logged(
+    ledger_home: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: unlimited, so any caller could turn every ID number of a district into its blind index."""
+    settings = ledger_home.settings.model_copy(update={"blind_index_per_minute": 1.0, "blind_index_burst": 3})
+    services = GatewayServices.from_settings(settings)
+    person = "11010519491231002X"
+    with TestClient(create_app(services, run_worker=False)) as limited, caplog.at_level(logging.INFO):
+        answers = [
+            limited.post("/v1/subjects/blind-index", json={"id_number": person}, headers=ledger_home.auth(POLICE))
+            for _ in range(4)
+        ]
+        other = limited.post(
+            "/v1/subjects/blind-index", json={"address": "东湖社区3幢"}, headers=ledger_home.auth(COMMITTEE)
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[3]
+    assert refused.json()["type"].endswith("/rate-limited")
+    assert refused.json()["detail"].startswith(f"{POLICE}: more than 1 blind-index look-ups per minute")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert other.status_code == 200  # each organisation has its own allowance
+    lines = [r.getMessage() for r in caplog.records if r.name == "ledger_api.gateway.routers.subjects"]
+    assert lines.count(f"blind index: {POLICE} looked up a id number") == 3
+    assert f"blind index: {POLICE} refused a id number look-up: over its rate limit" in lines
+    assert not any(person in line or answers[0].json()["blind_index"] in line for line in lines)
