@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match, Route, compile_path
 
 from adapters.errors import AdapterError, UnknownAdapterError
 from ledger_api.access.ratelimit import RateLimited
@@ -210,13 +210,19 @@ def problem_response(
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method of every route at the request's path: Starlette's 405 names only the first route's, so
-    ``/v1/records/{id}`` (a GET route and a DELETE route) answered ``Allow: GET`` (found by schemathesis)."""
+    """Every method the request's path has: Starlette's 405 names only the first matching route's, so
+    ``/v1/records/{id}`` (a GET route and a DELETE route) answered ``Allow: GET`` (found by schemathesis).
+
+    Read from the published document (included routers hide their routes from ``app.routes``), plus the
+    plain routes outside it (the document itself, its UI)."""
     methods: set[str] = set()
     for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: path-only routes
+        match, _ = route.matches({**request.scope, "method": "\x00"})  # matches no method: path-only
         if match is Match.PARTIAL and isinstance(route, Route) and route.methods:
-            methods |= route.methods
+            methods |= route.methods - {"HEAD"}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {method.upper() for method in operations}
     return ", ".join(sorted(methods))
 
 
