@@ -295,7 +295,7 @@ class BundleDocument:
         except ValueError as exc:
             raise BundleUnreadable(f"the bundle's header is not JSON: {exc}") from None
         if not isinstance(header, dict) or header.get("format") not in _FORMATS:
-            raise BundleUnreadable(f"not a {BUNDLE_FORMAT} (or {BUNDLE_FORMAT_V1}) bundle")
+            raise BundleUnreadable(f"not a {BUNDLE_FORMAT_V1} bundle, nor a {BUNDLE_FORMAT} one")
         sections = _sections_of(header)
         texts: dict[str, str] = {}
         for line in lines[1:]:
