@@ -38,6 +38,7 @@ from ledger_api.audit.evidence import (
 )
 from ledger_api.audit.model import AdminGrantAction, GrantFact, SignerChangeStep
 from ledger_api.chain.deploy import Deployment
+from ledger_api.chain.encoding import checksum_address
 from ledger_api.chain.errors import ChainError
 from ledger_api.chain.events import iter_events
 from ledger_api.chain.follower import ChainFollower
@@ -187,7 +188,7 @@ def _admin_grant_actions(rpc: JsonRpc, deployment: Deployment, checkpoint: int) 
             action="created" if event.name == "GrantCreated" else "revoked",
             owner_org=_code(event.args["ownerOrg"]),
             grantee_org=_code(event.args["granteeOrg"]),
-            by=str(event.args["grantedBy" if event.name == "GrantCreated" else "revokedBy"]),
+            by=checksum_address(event.args["grantedBy" if event.name == "GrantCreated" else "revokedBy"]),
             block_number=event.block_number,
             transaction=event.transaction_hash,
             log_index=event.log_index,
@@ -228,16 +229,16 @@ def _signer_change_steps(rpc: JsonRpc, deployment: Deployment, checkpoint: int) 
         step = _SIGNER_STEPS[event.name]
         if step == "changed":
             receipt = rpc.receipt(event.transaction_hash)
-            by = str(receipt["from"]) if receipt else ""
+            by = _address(receipt["from"]) if receipt else ""
         else:
-            by = str(a.get("proposedBy") or a.get("acceptedBy") or a.get("cancelledBy"))
+            by = _address(a.get("proposedBy") or a.get("acceptedBy") or a.get("cancelledBy"))
         steps.append(
             SignerChangeStep(
                 org_id=_code(a["orgId"]),
                 step=step,
                 by=by,
-                new_signer=str(a.get("newSigner", "")),
-                previous_signer=str(a.get("currentSigner") or a.get("previousSigner") or ""),
+                new_signer=_address(a.get("newSigner")),
+                previous_signer=_address(a.get("currentSigner") or a.get("previousSigner")),
                 effective_at=int(a["effectiveAt"]) if "effectiveAt" in a else None,
                 block_number=event.block_number,
                 transaction=event.transaction_hash,
@@ -245,6 +246,10 @@ def _signer_change_steps(rpc: JsonRpc, deployment: Deployment, checkpoint: int) 
             )
         )
     return tuple(steps)
+
+
+def _address(value: object) -> str:
+    return checksum_address(str(value)) if value else ""
 
 
 def fetch_block_times(rpc: JsonRpc, blocks: Iterable[int]) -> dict[int, int]:
