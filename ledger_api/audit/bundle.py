@@ -342,14 +342,8 @@ def write_bundle(evidence: Evidence, path: Path, *, exported_at: datetime | None
     return len(data)
 
 
-def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, list[Discrepancy]]:
-    """The evidence in a bundle and the discrepancies of the bundle itself (digests, malformed sections)."""
-    document = BundleDocument.decode(data)
-    found: list[Discrepancy] = []
-
-    def mismatch(subject: str, detail: str) -> None:
-        found.append(Discrepancy(kind=DiscrepancyKind.EVIDENCE_MISMATCH, subject=subject, detail=detail, where=source))
-
+def _check_digests(document: BundleDocument, mismatch: Callable[[str, str], None]) -> None:
+    """Name the header, each section and the root that differ from the evidence digests recorded."""
     recorded = document.header.get("evidence")
     if not isinstance(recorded, dict):
         mismatch("bundle header", "the bundle carries no evidence digests")
@@ -365,6 +359,18 @@ def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, lis
             mismatch(f"bundle section {name}", "the section differs from what its evidence digest commits to")
     if recorded.get("root") != _root(str(recorded.get("header")), recorded_sections, sections):
         mismatch("bundle evidence", "the evidence root does not commit to the section digests")
+
+
+def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, list[Discrepancy]]:
+    """The evidence in a bundle and the discrepancies of the bundle itself (digests, malformed sections)."""
+    document = BundleDocument.decode(data)
+    found: list[Discrepancy] = []
+
+    def mismatch(subject: str, detail: str) -> None:
+        found.append(Discrepancy(kind=DiscrepancyKind.EVIDENCE_MISMATCH, subject=subject, detail=detail, where=source))
+
+    _check_digests(document, mismatch)
+    sections = _sections_of(document.header)
     values: dict[str, Any] = {name: _PARSERS[name]([]) for name in ADMIN_SECTIONS}
     for name in sections:
         try:
