@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ledger_api.accesslog.audit import verify_log
@@ -40,7 +40,7 @@ from ledger_api.audit.model import AdminGrantAction, GrantFact, SignerChangeStep
 from ledger_api.chain.deploy import Deployment
 from ledger_api.chain.encoding import checksum_address
 from ledger_api.chain.errors import ChainError
-from ledger_api.chain.events import iter_events
+from ledger_api.chain.events import DecodedEvent, iter_events
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
@@ -156,6 +156,20 @@ def _organisations_and_grants(
     return tuple(organisations), tuple(sorted(grants.values(), key=lambda g: g.grant_id))
 
 
+def _events(
+    rpc: JsonRpc, deployment: Deployment, checkpoint: int, contract: str, names: tuple[str, ...]
+) -> Iterator[DecodedEvent]:
+    """The named events of a deployed contract from its deployment to the checkpoint, in chain order."""
+    return iter_events(
+        rpc,
+        contract=contract,
+        address=deployment.address(contract),
+        from_block=deployment.block_number,
+        to_block=checkpoint,
+        names=names,
+    )
+
+
 def _batch_receipts(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tuple[AnchorReceipt, ...]:
     """Every ``BatchAnchored`` event up to the checkpoint, in chain order."""
     return tuple(
@@ -169,14 +183,7 @@ def _batch_receipts(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tu
             transaction=event.transaction_hash,
             log_index=event.log_index,
         )
-        for event in iter_events(
-            rpc,
-            contract="RecordAnchors",
-            address=deployment.address("RecordAnchors"),
-            from_block=deployment.block_number,
-            to_block=checkpoint,
-            names=("BatchAnchored",),
-        )
+        for event in _events(rpc, deployment, checkpoint, "RecordAnchors", ("BatchAnchored",))
     )
 
 
@@ -193,14 +200,7 @@ def _admin_grant_actions(rpc: JsonRpc, deployment: Deployment, checkpoint: int) 
             transaction=event.transaction_hash,
             log_index=event.log_index,
         )
-        for event in iter_events(
-            rpc,
-            contract="GrantRegistry",
-            address=deployment.address("GrantRegistry"),
-            from_block=deployment.block_number,
-            to_block=checkpoint,
-            names=("GrantCreated", "GrantRevoked"),
-        )
+        for event in _events(rpc, deployment, checkpoint, "GrantRegistry", ("GrantCreated", "GrantRevoked"))
         if event.args["byAdmin"]
     )
 
@@ -217,14 +217,7 @@ def _signer_change_steps(rpc: JsonRpc, deployment: Deployment, checkpoint: int) 
     """Every step of every signer change, in chain order. The ``changed`` event names no actor: its
     transaction's sender is who made it take effect (receipts, like headers, are kept by pruning nodes)."""
     steps = []
-    for event in iter_events(
-        rpc,
-        contract="OrganisationRegistry",
-        address=deployment.address("OrganisationRegistry"),
-        from_block=deployment.block_number,
-        to_block=checkpoint,
-        names=tuple(_SIGNER_STEPS),
-    ):
+    for event in _events(rpc, deployment, checkpoint, "OrganisationRegistry", tuple(_SIGNER_STEPS)):
         a = event.args
         step = _SIGNER_STEPS[event.name]
         if step == "changed":

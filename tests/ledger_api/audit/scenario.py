@@ -27,7 +27,8 @@ from sqlmodel import Session, col, select
 from web3 import Web3
 
 from adapters.canonical import CanonicalRecord
-from ledger_api.audit.collect import AuditorKey
+from ledger_api.audit.collect import AuditorKey, collect_evidence
+from ledger_api.audit.evidence import Evidence
 from ledger_api.audit.verifier import VerifyOptions
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment
@@ -42,6 +43,7 @@ from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
 from ledger_api.provision import ADMIN_ACCOUNT, DEMO_AUDITOR, demo_private_key, provision
 from ledger_api.settings import Settings
+from ledger_api.storage.local import LocalBlobStore
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
 from tests.ledger_api.gateway.records import payload, sample_records
 
@@ -92,6 +94,17 @@ class AdminActions:
     proposal_tx: str
     acceptance_block: int
     acceptance_tx: str
+
+
+def collect_scenario_evidence(scenario: Scenario) -> Evidence:
+    """The evidence of the scenario's ledger, from its chain and its storage."""
+    rpc = JsonRpc(url=scenario.rpc_url)
+    try:
+        return collect_evidence(
+            rpc=rpc, deployment=scenario.deployment, store=LocalBlobStore(root=scenario.blob_dir), auditor=AUDITOR_KEY
+        )
+    finally:
+        rpc.close()
 
 
 def _push(client: TestClient, ledger: Ledger, org: str, records: list[CanonicalRecord]) -> int:

@@ -12,17 +12,19 @@ from typing import Any
 import pytest
 
 from ledger_api.audit.bundle import decode_bundle, encode_bundle
-from ledger_api.audit.collect import collect_evidence
 from ledger_api.audit.evidence import Evidence
 from ledger_api.audit.html import render_html
 from ledger_api.audit.report import build_report
 from ledger_api.audit.verifier import verify
 from ledger_api.chain.devnet import Devnet
-from ledger_api.chain.rpc import JsonRpc
 from ledger_api.cli import main as ledger_main
 from ledger_api.cli.audit_report_commands import REPORT_FILE_STEM
-from ledger_api.storage.local import LocalBlobStore
-from tests.ledger_api.audit.scenario import AUDITOR_KEY, AdminActions, Scenario, build_scenario
+from tests.ledger_api.audit.scenario import (
+    AdminActions,
+    Scenario,
+    build_scenario,
+    collect_scenario_evidence,
+)
 from tests.ledger_api.audit.test_report_html import Dom
 from tests.ledger_api.gateway.conftest import COMMITTEE, PROPERTY
 
@@ -44,13 +46,7 @@ def admin(scenario: Scenario) -> AdminActions:
 
 @pytest.fixture(scope="module")
 def evidence(scenario: Scenario) -> Evidence:
-    rpc = JsonRpc(url=scenario.rpc_url)
-    try:
-        return collect_evidence(
-            rpc=rpc, deployment=scenario.deployment, store=LocalBlobStore(root=scenario.blob_dir), auditor=AUDITOR_KEY
-        )
-    finally:
-        rpc.close()
+    return collect_scenario_evidence(scenario)
 
 
 @pytest.fixture(scope="module")

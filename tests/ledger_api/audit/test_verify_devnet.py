@@ -27,7 +27,7 @@ from ledger_api.cli import main as ledger_main
 from ledger_api.crypto.envelope import BLOB_MAGIC, parse_blob
 from ledger_api.merkle import MerkleTree, leaf_hash
 from ledger_api.storage.local import LocalBlobStore
-from tests.ledger_api.audit.scenario import AUDITOR_KEY, Scenario, build_scenario
+from tests.ledger_api.audit.scenario import AUDITOR_KEY, Scenario, build_scenario, collect_scenario_evidence
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, wait_until
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
@@ -42,13 +42,7 @@ def scenario(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Scenar
 
 @pytest.fixture(scope="module")
 def evidence(scenario: Scenario) -> Evidence:
-    rpc = JsonRpc(url=scenario.rpc_url)
-    try:
-        return collect_evidence(
-            rpc=rpc, deployment=scenario.deployment, store=LocalBlobStore(root=scenario.blob_dir), auditor=AUDITOR_KEY
-        )
-    finally:
-        rpc.close()
+    return collect_scenario_evidence(scenario)
 
 
 @pytest.fixture(scope="module")
