@@ -221,7 +221,7 @@ def _emergency(report: Report) -> str:
 
 
 def _admin_reads(report: Report) -> str:
-    table = _review_table(report.admin_granted_reads, empty="No read under a grant an admin made.")
+    table = _review_table(report.admin_granted_reads, empty=_unknown_or(report, "No read under a grant an admin made."))
     return (
         f'<section id="admin-reads"><h2>Reads under admin-made grants, for review '
         f"({len(report.admin_granted_reads):,})</h2>"
