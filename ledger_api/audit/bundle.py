@@ -1,7 +1,7 @@
 """The audit bundle: the whole evidence of an audit in one file, checkable with no network at all.
 
-Format ``ledger-audit-bundle/v1``: a gzip stream of UTF-8 text lines (RFC 1952 gzip; JSON per RFC 8259,
-ASCII only)::
+Format ``ledger-audit-bundle/v2`` (``v1`` bundles, without the two admin sections, still read): a gzip
+stream of UTF-8 text lines (RFC 1952 gzip; JSON per RFC 8259, ASCII only)::
 
     line 0    the header: {"format", "chain_id", "checkpoint_block", "checkpoint_hash", "deployment_block",
               "addresses", "exported_at", "source", "evidence": {"header": D, "sections": {name: D}, "root": R}}
@@ -19,12 +19,16 @@ Sections (JSON arrays of arrays, hex strings without ``0x``):
 * ``blobs`` ``[key, sha256 of the bytes seen, kind, record_id, version, owner]`` (observations at export)
 * ``entries`` ``[leaf data text, …]`` (the access log's entries, in order, from entry 0)
 * ``log_problems`` ``[text, …]`` (segments the exporter could not read or chain)
+* ``admin_grants`` (v2) ``[grant_id, "created"|"revoked", owner, grantee, admin address, block, tx, log_index,
+  timestamp]`` (``GrantCreated``/``GrantRevoked`` with ``byAdmin``)
+* ``signer_changes`` (v2) ``[org_id, step, by, new_signer, previous_signer, effective_at|null, block, tx,
+  log_index, timestamp]`` (the ``OrganisationSignerChange*`` / ``OrganisationSignerChanged`` events)
 
 Evidence digests: ``D`` = SHA-256 of a section's JSON text exactly as written (and of the header's
 canonical JSON without ``evidence``); ``R`` = the RFC 9162 root over the leaves ``"<name>:<D>"``
-(header first, then the sections in order). Reading a bundle recomputes them; a section whose text
-does not match its digest is reported as ``evidence-mismatch`` naming that section, and then checked
-as it is, so what it breaks is named too.
+(header first, then the sections of the bundle's format in order). Reading a bundle recomputes them; a
+section whose text does not match its digest is reported as ``evidence-mismatch`` naming that section,
+and then checked as it is, so what it breaks is named too.
 
 What verification of a bundle proves, offline: that the bundle is internally consistent: every
 manifest hashes to the manifest hash its receipt names and rebuilds the anchored root and size; every
@@ -63,11 +67,12 @@ from ledger_api.audit.evidence import (
     OrganisationHistory,
     StorageFacts,
 )
-from ledger_api.audit.model import Discrepancy, DiscrepancyKind, GrantFact
+from ledger_api.audit.model import AdminGrantAction, Discrepancy, DiscrepancyKind, GrantFact, SignerChangeStep
 from ledger_api.merkle import leaf_hash, root_from_leaf_hashes
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_V1",
     "SECTIONS",
     "BundleDocument",
     "cross_check",
@@ -77,8 +82,9 @@ __all__ = [
     "write_bundle",
 ]
 
-BUNDLE_FORMAT = "ledger-audit-bundle/v1"
-SECTIONS = (
+BUNDLE_FORMAT = "ledger-audit-bundle/v2"
+BUNDLE_FORMAT_V1 = "ledger-audit-bundle/v1"
+SECTIONS_V1 = (
     "organisations",
     "grants",
     "receipts",
@@ -89,7 +95,15 @@ SECTIONS = (
     "entries",
     "log_problems",
 )
+ADMIN_SECTIONS = ("admin_grants", "signer_changes")
+SECTIONS = (*SECTIONS_V1, *ADMIN_SECTIONS)
 CHAIN_SECTIONS = ("organisations", "grants", "receipts", "tree_heads")
+_FORMATS = {BUNDLE_FORMAT: SECTIONS, BUNDLE_FORMAT_V1: SECTIONS_V1}
+
+
+def _sections_of(header: dict[str, Any]) -> tuple[str, ...]:
+    """The sections a bundle of the header's format holds, in order (the digests cover exactly these)."""
+    return _FORMATS.get(str(header.get("format")), SECTIONS)
 
 
 def _text(data: bytes) -> str:
@@ -144,7 +158,21 @@ def _sections(evidence: Evidence) -> dict[str, Any]:
         "blobs": [[o.key, o.sha256, o.kind, o.record_id, o.version, o.owner_org] for o in storage.blobs],
         "entries": [_text(e) for e in storage.entries],
         "log_problems": list(storage.log_problems),
-    }
+        "admin_grants": [
+            [a.grant_id, a.action, a.owner_org, a.grantee_org, a.by, a.block_number, a.transaction, a.log_index,
+             a.timestamp]
+            for a in chain.admin_grants
+        ],
+        "signer_changes": [
+            [c.org_id, c.step, c.by, c.new_signer, c.previous_signer, c.effective_at, c.block_number, c.transaction,
+             c.log_index, c.timestamp]
+            for c in chain.signer_changes
+        ],
+    }  # fmt: skip
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _header(evidence: Evidence, exported_at: datetime) -> dict[str, Any]:
@@ -209,7 +237,22 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     ),
     "entries": lambda rows: tuple(_bytes(str(e)) for e in rows),
     "log_problems": lambda rows: tuple(str(p) for p in rows),
-}
+    "admin_grants": lambda rows: tuple(
+        AdminGrantAction(
+            grant_id=int(g), action=str(a), owner_org=str(o), grantee_org=str(e), by=str(by), block_number=int(b),
+            transaction=str(t), log_index=int(i), timestamp=_optional_int(ts),
+        )
+        for g, a, o, e, by, b, t, i, ts in rows
+    ),
+    "signer_changes": lambda rows: tuple(
+        SignerChangeStep(
+            org_id=str(o), step=str(st), by=str(by), new_signer=str(n), previous_signer=str(p),
+            effective_at=_optional_int(at), block_number=int(b), transaction=str(t), log_index=int(i),
+            timestamp=_optional_int(ts),
+        )
+        for o, st, by, n, p, at, b, t, i, ts in rows
+    ),
+}  # fmt: skip
 
 
 # --- the file -----------------------------------------------------------------------------------------------
@@ -237,7 +280,7 @@ class BundleDocument:
         self.header["evidence"] = _evidence(self.header, self.texts)
 
     def encode(self) -> bytes:
-        lines = [_json(self.header)] + [f"{name} {self.texts[name]}" for name in SECTIONS]
+        lines = [_json(self.header)] + [f"{name} {self.texts[name]}" for name in _sections_of(self.header)]
         return gzip.compress(("\n".join(lines) + "\n").encode("ascii"), compresslevel=6, mtime=0)
 
     @classmethod
@@ -251,17 +294,18 @@ class BundleDocument:
             header = json.loads(lines[0])
         except ValueError as exc:
             raise BundleUnreadable(f"the bundle's header is not JSON: {exc}") from None
-        if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
-            raise BundleUnreadable(f"not a {BUNDLE_FORMAT} bundle")
+        if not isinstance(header, dict) or header.get("format") not in _FORMATS:
+            raise BundleUnreadable(f"not a {BUNDLE_FORMAT_V1} bundle, nor a {BUNDLE_FORMAT} one")
+        sections = _sections_of(header)
         texts: dict[str, str] = {}
         for line in lines[1:]:
             if not line:
                 continue
             name, _, body = line.partition(" ")
-            if name not in SECTIONS or name in texts:
+            if name not in sections or name in texts:
                 raise BundleUnreadable(f"unknown or repeated section {name[:40]!r}")
             texts[name] = body
-        for name in SECTIONS:
+        for name in sections:
             texts.setdefault(name, "[]")
         return cls(header=header, texts=texts)
 
@@ -271,13 +315,14 @@ def _header_digest(header: dict[str, Any]) -> str:
 
 
 def _evidence(header: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
-    digests = {name: _sha256(texts[name]) for name in SECTIONS}
+    sections = _sections_of(header)
+    digests = {name: _sha256(texts[name]) for name in sections}
     header_digest = _header_digest(header)
-    return {"header": header_digest, "sections": digests, "root": _root(header_digest, digests)}
+    return {"header": header_digest, "sections": digests, "root": _root(header_digest, digests, sections)}
 
 
-def _root(header_digest: str, digests: dict[str, str]) -> str:
-    leaves = [f"header:{header_digest}"] + [f"{name}:{digests.get(name, '')}" for name in SECTIONS]
+def _root(header_digest: str, digests: dict[str, str], sections: tuple[str, ...]) -> str:
+    leaves = [f"header:{header_digest}"] + [f"{name}:{digests.get(name, '')}" for name in sections]
     return root_from_leaf_hashes([leaf_hash(leaf.encode("ascii")) for leaf in leaves]).hex()
 
 
@@ -297,6 +342,25 @@ def write_bundle(evidence: Evidence, path: Path, *, exported_at: datetime | None
     return len(data)
 
 
+def _check_digests(document: BundleDocument, mismatch: Callable[[str, str], None]) -> None:
+    """Name the header, each section and the root that differ from the evidence digests recorded."""
+    recorded = document.header.get("evidence")
+    if not isinstance(recorded, dict):
+        mismatch("bundle header", "the bundle carries no evidence digests")
+        recorded = {}
+    computed = _evidence(document.header, document.texts)
+    sections = _sections_of(document.header)
+    if recorded.get("header") != computed["header"]:
+        mismatch("bundle header", "the header differs from what its evidence digest commits to")
+    sections_field = recorded.get("sections")
+    recorded_sections: dict[str, str] = sections_field if isinstance(sections_field, dict) else {}
+    for name in sections:
+        if recorded_sections.get(name) != computed["sections"][name]:
+            mismatch(f"bundle section {name}", "the section differs from what its evidence digest commits to")
+    if recorded.get("root") != _root(str(recorded.get("header")), recorded_sections, sections):
+        mismatch("bundle evidence", "the evidence root does not commit to the section digests")
+
+
 def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, list[Discrepancy]]:
     """The evidence in a bundle and the discrepancies of the bundle itself (digests, malformed sections)."""
     document = BundleDocument.decode(data)
@@ -305,22 +369,10 @@ def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, lis
     def mismatch(subject: str, detail: str) -> None:
         found.append(Discrepancy(kind=DiscrepancyKind.EVIDENCE_MISMATCH, subject=subject, detail=detail, where=source))
 
-    recorded = document.header.get("evidence")
-    if not isinstance(recorded, dict):
-        mismatch("bundle header", "the bundle carries no evidence digests")
-        recorded = {}
-    computed = _evidence(document.header, document.texts)
-    if recorded.get("header") != computed["header"]:
-        mismatch("bundle header", "the header differs from what its evidence digest commits to")
-    sections_field = recorded.get("sections")
-    recorded_sections: dict[str, str] = sections_field if isinstance(sections_field, dict) else {}
-    for name in SECTIONS:
-        if recorded_sections.get(name) != computed["sections"][name]:
-            mismatch(f"bundle section {name}", "the section differs from what its evidence digest commits to")
-    if recorded.get("root") != _root(str(recorded.get("header")), recorded_sections):
-        mismatch("bundle evidence", "the evidence root does not commit to the section digests")
-    values: dict[str, Any] = {}
-    for name in SECTIONS:
+    _check_digests(document, mismatch)
+    sections = _sections_of(document.header)
+    values: dict[str, Any] = {name: _PARSERS[name]([]) for name in ADMIN_SECTIONS}
+    for name in sections:
         try:
             values[name] = _PARSERS[name](json.loads(document.texts[name]))
         except (ValueError, TypeError, KeyError) as exc:
@@ -339,6 +391,9 @@ def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, lis
             receipts=values["receipts"],
             heads=values["tree_heads"],
             block_times=values["block_times"],
+            admin_grants=values["admin_grants"],
+            signer_changes=values["signer_changes"],
+            admin_events_known=sections == SECTIONS,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleUnreadable(f"the bundle's header is incomplete: {exc}") from None
@@ -389,12 +444,14 @@ def _as_of(chain: ChainFacts, block: int) -> dict[str, list[str]]:
             receipts=tuple(r for r in chain.receipts if r.block_number <= block),
             heads=tuple(h for h in chain.heads if h.block_number <= block),
             block_times={},
+            admin_grants=tuple(a for a in chain.admin_grants if a.block_number <= block),
+            signer_changes=tuple(c for c in chain.signer_changes if c.block_number <= block),
         ),
         storage=StorageFacts(manifests={}, blobs=(), entries=()),
         source="",
     )
     sections = _sections(evidence)
-    return {name: sorted(_json(row) for row in sections[name]) for name in CHAIN_SECTIONS}
+    return {name: sorted(_json(row) for row in sections[name]) for name in (*CHAIN_SECTIONS, *ADMIN_SECTIONS)}
 
 
 def cross_check(bundle: Evidence, node: ChainFacts, *, url: str, node_checkpoint_hash: str | None) -> list[Discrepancy]:
@@ -416,7 +473,8 @@ def cross_check(bundle: Evidence, node: ChainFacts, *, url: str, node_checkpoint
             f"block {block} is {node_checkpoint_hash} on the node, {bundle.chain.checkpoint_hash} in the bundle",
         )
     mine, theirs = _as_of(bundle.chain, block), _as_of(node, block)
-    for name in CHAIN_SECTIONS:
+    # A v1 bundle holds no admin actions: nothing to compare them with.
+    for name in (*CHAIN_SECTIONS, *ADMIN_SECTIONS) if bundle.chain.admin_events_known else CHAIN_SECTIONS:
         only_bundle = sorted(set(mine[name]) - set(theirs[name]))
         only_node = sorted(set(theirs[name]) - set(mine[name]))
         if only_bundle or only_node:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ledger_api.accesslog.audit import verify_log
@@ -36,10 +36,11 @@ from ledger_api.audit.evidence import (
     OrganisationHistory,
     StorageFacts,
 )
-from ledger_api.audit.model import GrantFact
+from ledger_api.audit.model import AdminGrantAction, GrantFact, SignerChangeStep
 from ledger_api.chain.deploy import Deployment
+from ledger_api.chain.encoding import checksum_address
 from ledger_api.chain.errors import ChainError
-from ledger_api.chain.events import iter_events
+from ledger_api.chain.events import DecodedEvent, iter_events
 from ledger_api.chain.follower import ChainFollower
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.tree_heads import ChainTreeHead, TreeHeadReader
@@ -83,6 +84,8 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
             raise SourceUnavailable(f"the node has no block {checkpoint}")
         organisations, grants = _organisations_and_grants(follower)
         receipts = _batch_receipts(rpc, deployment, checkpoint)
+        admin_grants = _admin_grant_actions(rpc, deployment, checkpoint)
+        signer_changes = _signer_change_steps(rpc, deployment, checkpoint)
         reader = TreeHeadReader(rpc=rpc, address=deployment.address("AccessLogAnchors"))
         heads = tuple(
             HeadReceipt(
@@ -96,7 +99,12 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         # Revocation blocks too: their times show whether a read was decided on a head older than a
         # revocation mined before the read was released (DESIGN.md invariant 6).
         needed = {r.block_number for r in receipts} | {g.revoked_block for g in grants if g.revoked_block}
+        needed |= {a.block_number for a in admin_grants} | {s.block_number for s in signer_changes}
         block_times.update(fetch_block_times(rpc, needed - set(block_times)))
+        admin_grants = tuple(dataclasses.replace(a, timestamp=block_times.get(a.block_number)) for a in admin_grants)
+        signer_changes = tuple(
+            dataclasses.replace(s, timestamp=block_times.get(s.block_number)) for s in signer_changes
+        )
     except ChainError as exc:
         raise SourceUnavailable(f"cannot read the chain at {rpc.url}: {exc}") from exc
     return ChainFacts(
@@ -110,6 +118,8 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         receipts=receipts,
         heads=heads,
         block_times=block_times,
+        admin_grants=admin_grants,
+        signer_changes=signer_changes,
     )
 
 
@@ -146,6 +156,20 @@ def _organisations_and_grants(
     return tuple(organisations), tuple(sorted(grants.values(), key=lambda g: g.grant_id))
 
 
+def _events(
+    rpc: JsonRpc, deployment: Deployment, checkpoint: int, contract: str, names: tuple[str, ...]
+) -> Iterator[DecodedEvent]:
+    """The named events of a deployed contract from its deployment to the checkpoint, in chain order."""
+    return iter_events(
+        rpc,
+        contract=contract,
+        address=deployment.address(contract),
+        from_block=deployment.block_number,
+        to_block=checkpoint,
+        names=names,
+    )
+
+
 def _batch_receipts(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tuple[AnchorReceipt, ...]:
     """Every ``BatchAnchored`` event up to the checkpoint, in chain order."""
     return tuple(
@@ -159,15 +183,66 @@ def _batch_receipts(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tu
             transaction=event.transaction_hash,
             log_index=event.log_index,
         )
-        for event in iter_events(
-            rpc,
-            contract="RecordAnchors",
-            address=deployment.address("RecordAnchors"),
-            from_block=deployment.block_number,
-            to_block=checkpoint,
-            names=("BatchAnchored",),
-        )
+        for event in _events(rpc, deployment, checkpoint, "RecordAnchors", ("BatchAnchored",))
     )
+
+
+def _admin_grant_actions(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tuple[AdminGrantAction, ...]:
+    """Every grant an organisation admin created or revoked for an owner (``byAdmin``), in chain order."""
+    return tuple(
+        AdminGrantAction(
+            grant_id=int(event.args["grantId"]),
+            action="created" if event.name == "GrantCreated" else "revoked",
+            owner_org=_code(event.args["ownerOrg"]),
+            grantee_org=_code(event.args["granteeOrg"]),
+            by=checksum_address(event.args["grantedBy" if event.name == "GrantCreated" else "revokedBy"]),
+            block_number=event.block_number,
+            transaction=event.transaction_hash,
+            log_index=event.log_index,
+        )
+        for event in _events(rpc, deployment, checkpoint, "GrantRegistry", ("GrantCreated", "GrantRevoked"))
+        if event.args["byAdmin"]
+    )
+
+
+_SIGNER_STEPS = {
+    "OrganisationSignerChangeProposed": "proposed",
+    "OrganisationSignerChangeAccepted": "accepted",
+    "OrganisationSignerChangeCancelled": "cancelled",
+    "OrganisationSignerChanged": "changed",
+}
+
+
+def _signer_change_steps(rpc: JsonRpc, deployment: Deployment, checkpoint: int) -> tuple[SignerChangeStep, ...]:
+    """Every step of every signer change, in chain order. The ``changed`` event names no actor: its
+    transaction's sender is who made it take effect (receipts, like headers, are kept by pruning nodes)."""
+    steps = []
+    for event in _events(rpc, deployment, checkpoint, "OrganisationRegistry", tuple(_SIGNER_STEPS)):
+        a = event.args
+        step = _SIGNER_STEPS[event.name]
+        if step == "changed":
+            receipt = rpc.receipt(event.transaction_hash)
+            by = _address(receipt["from"]) if receipt else ""
+        else:
+            by = _address(a.get("proposedBy") or a.get("acceptedBy") or a.get("cancelledBy"))
+        steps.append(
+            SignerChangeStep(
+                org_id=_code(a["orgId"]),
+                step=step,
+                by=by,
+                new_signer=_address(a.get("newSigner")),
+                previous_signer=_address(a.get("currentSigner") or a.get("previousSigner")),
+                effective_at=int(a["effectiveAt"]) if "effectiveAt" in a else None,
+                block_number=event.block_number,
+                transaction=event.transaction_hash,
+                log_index=event.log_index,
+            )
+        )
+    return tuple(steps)
+
+
+def _address(value: object) -> str:
+    return checksum_address(str(value)) if value else ""
 
 
 def fetch_block_times(rpc: JsonRpc, blocks: Iterable[int]) -> dict[int, int]:
@@ -280,7 +355,11 @@ def collect_evidence(
     storage = collect_storage(
         store, heads=chain.heads, manifest_keys={r.manifest_hash for r in chain.receipts}, auditor=auditor
     )
-    missing = checked_blocks(storage.entries) - set(chain.block_times)
+    checked = checked_blocks(storage.entries)
+    # The block after each checked block too: its time bounds when that check can have been made (the
+    # verifier's back-dating rule, ``entry-backdated``).
+    following = {block + 1 for block in checked if block < chain.checkpoint_block}
+    missing = (checked | following) - set(chain.block_times)
     if missing:
         try:
             extra = fetch_block_times(rpc, missing)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledger_api.access.decision import active_at
-from ledger_api.audit.model import GrantFact
+from ledger_api.audit.model import AdminGrantAction, GrantFact, SignerChangeStep
 
 __all__ = [
     "AnchorReceipt",
@@ -79,6 +79,12 @@ class ChainFacts:
     heads: tuple[HeadReceipt, ...] = field(repr=False)
     block_times: dict[int, int] = field(repr=False)
     """Block number → timestamp of every block the audit refers to (anchors, grant checks)."""
+    admin_grants: tuple[AdminGrantAction, ...] = field(default=(), repr=False)
+    """``GrantCreated`` / ``GrantRevoked`` events with ``byAdmin``, in chain order."""
+    signer_changes: tuple[SignerChangeStep, ...] = field(default=(), repr=False)
+    """The signer-change events of the organisation registry, in chain order."""
+    admin_events_known: bool = True
+    """False when the evidence predates admin actions (a ``v1`` bundle)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ mail attachment or an archive. Every value from the chain or the log (organisati
 purposes) is untrusted text and goes through :func:`html.escape` (quotes included, for attributes).
 
 Sections carry stable ids: ``#summary``, ``#organisations``, ``#timeline``, ``#matrix``, ``#emergency``,
-``#discrepancies``, ``#anomalies``.
+``#admin-reads``, ``#admin-grants``, ``#signer-changes``, ``#discrepancies``, ``#anomalies``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from ledger_api.audit.report import Report, Timeline
+from ledger_api.audit.report import EmergencyRead, Report, Timeline, block_time
 
 __all__ = ["render_html"]
 
@@ -92,6 +92,12 @@ def _summary(report: Report) -> str:
         ("Reads from – to", f"{_e(_time(s.first_read))} – {_e(_time(s.last_read))}"),
         ("Organisations / grants / tree heads", f"{s.organisations:,} / {s.grants:,} / {s.tree_heads:,}"),
         ("Anomaly flags", f"{s.anomalies:,}"),
+        ("Reads under admin-made grants", f"{s.admin_granted_reads:,}"),
+        (
+            "Admin grant actions / signer-change steps",
+            f"{s.admin_grant_actions:,} / {s.signer_change_steps:,}"
+            + ("" if s.admin_events_known else " (not in this evidence: a v1 bundle)"),
+        ),
     ]
     rows = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in facts)
     return f'<section id="summary"><h2>Summary</h2><p>{verdict}</p><table>{rows}</table></section>'
@@ -194,20 +200,73 @@ def _matrix(report: Report) -> str:
     )
 
 
-def _emergency(report: Report) -> str:
+def _review_table(reads: tuple[EmergencyRead, ...], *, empty: str) -> str:
     rows = [
         f'<tr data-entry="{r.entry_index}"><td class="time">{_e(_time(r.time))}</td><td>{_e(r.accessor_org)}</td>'
         f"<td>{_e(r.owner_org)}</td><td>{_record(r.record_id)} v{r.version}</td><td>{_e(r.record_type)}</td>"
         f"<td>{_e(r.purpose)}</td><td>{r.grant_id}</td><td>{'yes' if r.covered else 'NO'}: {_e(r.basis)}</td>"
         f"<td>{r.entry_index}</td></tr>"
-        for r in report.emergency_reads
+        for r in reads
     ]
     headers = ["Time", "Accessor", "Owner", "Record", "Type", "Purpose", "Grant", "Covered", "Log entry"]
-    table = _table(headers, rows, empty="No emergency read.")
+    return _table(headers, rows, empty=empty)
+
+
+def _emergency(report: Report) -> str:
+    table = _review_table(report.emergency_reads, empty="No emergency read.")
     return (
         f'<section id="emergency"><h2>Emergency reads awaiting review ({len(report.emergency_reads):,})</h2>'
         f"{table}</section>"
     )
+
+
+def _admin_reads(report: Report) -> str:
+    table = _review_table(report.admin_granted_reads, empty=_unknown_or(report, "No read under a grant an admin made."))
+    return (
+        f'<section id="admin-reads"><h2>Reads under admin-made grants, for review '
+        f"({len(report.admin_granted_reads):,})</h2>"
+        '<p class="muted">The owner\'s signer did not make these grants: an organisation admin did, on its '
+        f"behalf.</p>{table}</section>"
+    )
+
+
+def _chain_ref(block: int, transaction: str) -> str:
+    return f'<td class="n">{block}</td><td><code title="{_e(transaction)}">{_e(transaction[:12])}…</code></td>'
+
+
+def _admin_grants(report: Report) -> str:
+    rows = [
+        f'<tr data-grant="{a.grant_id}"><td class="time">{_e(_time(block_time(a.timestamp)))}</td>'
+        f"<td>{a.grant_id}</td><td>{_e(a.action)}</td><td>{_e(a.owner_org)}</td><td>{_e(a.grantee_org)}</td>"
+        f"<td><code>{_e(a.by)}</code></td>{_chain_ref(a.block_number, a.transaction)}</tr>"
+        for a in report.admin_grants
+    ]
+    headers = ["Time", "Grant", "Action", "Owner", "Grantee", "Admin", "Block", "Transaction"]
+    table = _table(headers, rows, empty=_unknown_or(report, "No grant made or revoked by an admin."))
+    title = f"Grants an admin made or revoked ({len(report.admin_grants):,})"
+    return f'<section id="admin-grants"><h2>{title}</h2>{table}</section>'
+
+
+def _signer_changes(report: Report) -> str:
+    rows = [
+        f'<tr data-signer-org="{_e(c.org_id)}" data-step="{_e(c.step)}">'
+        f'<td class="time">{_e(_time(block_time(c.timestamp)))}</td><td>{_e(c.org_id)}</td>'
+        f"<td>{_e(_STEP_LABELS.get(c.step, c.step))}</td><td><code>{_e(c.by)}</code></td>"
+        f"<td><code>{_e(c.previous_signer or '—')}</code></td><td><code>{_e(c.new_signer or '—')}</code></td>"
+        f"<td>{_e(_time(block_time(c.effective_at)))}</td>{_chain_ref(c.block_number, c.transaction)}</tr>"
+        for c in report.signer_changes
+    ]
+    headers = ["Time", "Organisation", "Step", "By", "Previous signer", "New signer", "Effective at", "Block",
+               "Transaction"]  # fmt: skip
+    table = _table(headers, rows, empty=_unknown_or(report, "No signer change."))
+    return f'<section id="signer-changes"><h2>Signer changes ({len(report.signer_changes):,})</h2>{table}</section>'
+
+
+_STEP_LABELS = {"proposed": "proposed", "accepted": "accepted", "cancelled": "cancelled", "changed": "took effect"}
+
+
+def _unknown_or(report: Report, empty: str) -> str:
+    return empty if report.summary.admin_events_known else "Not in this evidence (a v1 bundle holds no admin actions)."
 
 
 def _discrepancies(report: Report) -> str:
@@ -241,7 +300,8 @@ def render_html(report: Report) -> str:
     body = "".join(
         (
             _summary(report), _organisations(report), _timeline(report), _matrix(report), _emergency(report),
-            _discrepancies(report), _anomalies(report),
+            _admin_reads(report), _admin_grants(report), _signer_changes(report), _discrepancies(report),
+            _anomalies(report),
         )
     )  # fmt: skip
     return (

@@ -12,11 +12,13 @@ from datetime import datetime
 from enum import StrEnum
 
 __all__ = [
+    "AdminGrantAction",
     "AuditResult",
     "Discrepancy",
     "DiscrepancyKind",
     "GrantFact",
     "OrganisationFact",
+    "SignerChangeStep",
     "TreeHeadFact",
     "VerifiedRead",
     "VerifiedRecord",
@@ -50,6 +52,13 @@ class DiscrepancyKind(StrEnum):
     """A read that no grant valid at its block covered (scope, purpose, expiry, revocation)."""
     EMERGENCY_NOT_PERMITTED = "emergency-not-permitted"
     """An emergency read by an organisation kind not configured for emergency reads."""
+    ENTRY_BACKDATED = "entry-backdated"
+    """An access entry whose ``checked_block`` is older than its anchoring window allows: the entry was
+    appended after the head before its own was formed, so it cannot have been decided on a chain that
+    had not yet reached the anchor the anchorer waited for (within ``backdate_tolerance_s``)."""
+    ENTRY_TIME_OUT_OF_ORDER = "entry-time-out-of-order"
+    """An access entry whose ``time`` is earlier than an entry before it in the log (beyond
+    ``time_order_tolerance_s``): entries are appended as reads are released, so times only grow."""
     EVIDENCE_MISMATCH = "evidence-mismatch"
     """Bundle only: a section whose contents differ from what the bundle's evidence digests commit to."""
     INDEX_MISMATCH = "index-mismatch"
@@ -94,6 +103,48 @@ class GrantFact:
     valid_until: int
     created_block: int
     revoked_block: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminGrantAction:
+    """A ``GrantCreated`` or ``GrantRevoked`` event with ``byAdmin``: an organisation admin acted for the
+    owner (the owner's own signer did not)."""
+
+    grant_id: int
+    action: str
+    """``created`` or ``revoked``."""
+    owner_org: str
+    grantee_org: str
+    by: str
+    """The admin's address (``grantedBy`` / ``revokedBy``)."""
+    block_number: int
+    transaction: str
+    log_index: int
+    timestamp: int | None = None
+    """The block's timestamp."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignerChangeStep:
+    """One step of an organisation's two-step signer change (``IOrganisationRegistry`` events)."""
+
+    org_id: str
+    step: str
+    """``proposed``, ``accepted``, ``cancelled`` or ``changed`` (the new signer took effect)."""
+    by: str
+    """Who took the step: ``proposedBy``, ``acceptedBy``, ``cancelledBy``; for ``changed`` the sender of
+    the transaction that made it take effect (the accepting signer, or whoever completed it after the
+    delay)."""
+    new_signer: str
+    """The proposed / cancelled / installed signer (empty for ``accepted``, whose event does not name it)."""
+    previous_signer: str = ""
+    """The signer being replaced (``proposed``: ``currentSigner``; ``changed``: ``previousSigner``)."""
+    effective_at: int | None = None
+    """``proposed`` only: when the change takes effect without acceptance (Unix seconds)."""
+    block_number: int
+    transaction: str
+    log_index: int
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,6 +215,13 @@ class AuditResult:
     organisations: tuple[OrganisationFact, ...] = field(repr=False)
     grants: tuple[GrantFact, ...] = field(repr=False)
     discrepancies: tuple[Discrepancy, ...]
+    admin_grant_actions: tuple[AdminGrantAction, ...] = field(default=(), repr=False)
+    """Every grant an admin created or revoked for an owner, in chain order."""
+    signer_changes: tuple[SignerChangeStep, ...] = field(default=(), repr=False)
+    """Every signer-change step, in chain order."""
+    admin_events_known: bool = True
+    """False for evidence that does not carry admin actions (a ``v1`` bundle): the two lists above are then
+    empty because nobody looked, not because nothing happened."""
 
     @property
     def ok(self) -> bool:
@@ -172,3 +230,9 @@ class AuditResult:
     @property
     def emergency_reads(self) -> tuple[VerifiedRead, ...]:
         return tuple(read for read in self.reads if read.emergency)
+
+    @property
+    def admin_granted_reads(self) -> tuple[VerifiedRead, ...]:
+        """Reads under a grant an admin created for the owner: listed for review, like emergency reads."""
+        by_admin = {a.grant_id for a in self.admin_grant_actions if a.action == "created"}
+        return tuple(read for read in self.reads if read.grant_id in by_admin)

@@ -11,7 +11,9 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
     ``records`` (anchored record versions), ``distinct_records``, ``reads``, ``emergency_reads``,
     ``uncovered_reads`` (no grant covered them), ``unanchored_reads`` (no anchored tree head covers them
     yet), ``organisations``, ``grants``, ``tree_heads``, ``discrepancies``, ``discrepancies_by_kind``
-    {kind: n}, ``anomalies``, ``first_read`` / ``last_read`` (null without reads).
+    {kind: n}, ``anomalies``, ``first_read`` / ``last_read`` (null without reads), ``admin_grant_actions``,
+    ``signer_change_steps``, ``admin_granted_reads``, ``admin_events_known`` (false for evidence that
+    does not carry admin actions, a ``v1`` bundle: the admin lists are then empty unlooked-at).
 ``organisations``
     One entry per organisation known to the chain or seen in a read, sorted by id: ``org_id``, ``kind``
     (null when unknown), ``suspended``, ``records_owned`` (distinct record ids), ``reads_made``,
@@ -29,6 +31,18 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
     Every emergency read, awaiting review, by time: ``entry_index``, ``time``, ``accessor_org``,
     ``accessor_kind``, ``owner_org``, ``record_id``, ``version``, ``record_type``, ``community_code``,
     ``purpose``, ``grant_id``, ``covered``, ``basis``, ``request_id``, ``anchored_by_head``.
+``admin_granted_reads``
+    Every read under a grant an organisation admin created for the owner, flagged for review (not a
+    discrepancy), by time: the fields of ``emergency_reads``.
+``admin_grants``
+    Every grant an admin created or revoked on an owner's behalf, in chain order: ``grant_id``, ``action``
+    (``created`` / ``revoked``), ``owner_org``, ``grantee_org``, ``by`` (the admin's address), ``time``,
+    ``block``, ``transaction``.
+``signer_changes``
+    Every step of every organisation signer change, in chain order: ``org_id``, ``step`` (``proposed``,
+    ``accepted``, ``cancelled``, ``changed`` = took effect), ``by``, ``new_signer``, ``previous_signer``,
+    ``effective_at`` (proposed: when it takes effect unless accepted or cancelled first), ``time``,
+    ``block``, ``transaction``.
 ``discrepancies``
     [{``kind``, ``subject``, ``detail``, ``where``}] in the verifier's order.
 ``anomalies`` / ``anomaly_rules``
@@ -44,7 +58,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ledger_api.audit.anomalies import LOCAL_TIMEZONE, Anomaly, AnomalyRules, find_anomalies_local, local_time
-from ledger_api.audit.model import AuditResult, Discrepancy, VerifiedRead
+from ledger_api.audit.model import AdminGrantAction, AuditResult, Discrepancy, SignerChangeStep, VerifiedRead
 
 __all__ = [
     "REPORT_FORMAT",
@@ -72,6 +86,38 @@ def _iso(moment: datetime | None) -> str | None:
     return local_time(moment).isoformat() if moment is not None else None
 
 
+def block_time(timestamp: int | None) -> datetime | None:
+    """A block timestamp (Unix seconds) in Asia/Shanghai."""
+    return None if timestamp is None else local_time(datetime.fromtimestamp(timestamp, UTC))
+
+
+def admin_grant_json(action: AdminGrantAction) -> dict[str, Any]:
+    return {
+        "grant_id": action.grant_id,
+        "action": action.action,
+        "owner_org": action.owner_org,
+        "grantee_org": action.grantee_org,
+        "by": action.by,
+        "time": _iso(block_time(action.timestamp)),
+        "block": action.block_number,
+        "transaction": action.transaction,
+    }
+
+
+def signer_change_json(step: SignerChangeStep) -> dict[str, Any]:
+    return {
+        "org_id": step.org_id,
+        "step": step.step,
+        "by": step.by,
+        "new_signer": step.new_signer or None,
+        "previous_signer": step.previous_signer or None,
+        "effective_at": _iso(block_time(step.effective_at)),
+        "time": _iso(block_time(step.timestamp)),
+        "block": step.block_number,
+        "transaction": step.transaction,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReportSummary:
     source: str
@@ -93,6 +139,10 @@ class ReportSummary:
     anomalies: int
     first_read: datetime | None
     last_read: datetime | None
+    admin_grant_actions: int = 0
+    signer_change_steps: int = 0
+    admin_granted_reads: int = 0
+    admin_events_known: bool = True
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +165,10 @@ class ReportSummary:
             "anomalies": self.anomalies,
             "first_read": _iso(self.first_read),
             "last_read": _iso(self.last_read),
+            "admin_grant_actions": self.admin_grant_actions,
+            "signer_change_steps": self.signer_change_steps,
+            "admin_granted_reads": self.admin_granted_reads,
+            "admin_events_known": self.admin_events_known,
         }
 
 
@@ -219,6 +273,8 @@ class Timeline:
 
 @dataclass(frozen=True, kw_only=True)
 class EmergencyRead:
+    """A read listed for review: an emergency read, or a read under a grant an admin made."""
+
     entry_index: int
     time: datetime
     accessor_org: str
@@ -275,6 +331,9 @@ class Report:
     discrepancies: tuple[Discrepancy, ...]
     anomalies: tuple[Anomaly, ...]
     anomaly_rules: AnomalyRules
+    admin_granted_reads: tuple[EmergencyRead, ...] = ()
+    admin_grants: tuple[AdminGrantAction, ...] = ()
+    signer_changes: tuple[SignerChangeStep, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -294,6 +353,9 @@ class Report:
             ],
             "anomalies": [anomaly.to_json_dict() for anomaly in self.anomalies],
             "anomaly_rules": self.anomaly_rules.to_json_dict(),
+            "admin_granted_reads": [read.to_json_dict() for read in self.admin_granted_reads],
+            "admin_grants": [admin_grant_json(action) for action in self.admin_grants],
+            "signer_changes": [signer_change_json(step) for step in self.signer_changes],
         }
 
     def to_json(self) -> str:
@@ -314,6 +376,7 @@ def build_report(
     reads = tuple(read for _, read in stamped)
     anomalies = find_anomalies_local(stamped, rules)
     discrepancy_kinds = Counter(d.kind.value for d in result.discrepancies)
+    by_admin = {read.entry_index for read in result.admin_granted_reads}
     summary = ReportSummary(
         source=result.source,
         chain_id=result.chain_id,
@@ -334,6 +397,10 @@ def build_report(
         anomalies=len(anomalies),
         first_read=local_time(reads[0].time) if reads else None,
         last_read=local_time(reads[-1].time) if reads else None,
+        admin_grant_actions=len(result.admin_grant_actions),
+        signer_change_steps=len(result.signer_changes),
+        admin_granted_reads=len(by_admin),
+        admin_events_known=result.admin_events_known,
     )
     return Report(
         summary=summary,
@@ -344,6 +411,9 @@ def build_report(
         discrepancies=result.discrepancies,
         anomalies=anomalies,
         anomaly_rules=rules,
+        admin_granted_reads=tuple(EmergencyRead.of(read) for read in reads if read.entry_index in by_admin),
+        admin_grants=result.admin_grant_actions,
+        signer_changes=result.signer_changes,
     )
 
 

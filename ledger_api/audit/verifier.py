@@ -18,6 +18,11 @@ What :func:`verify` checks, each failure one :class:`~ledger_api.audit.model.Dis
   literally every pair up to ``all_pairs_limit`` heads, else consecutive pairs and each head against
   the newest (which implies every pair) (``log-inconsistent``); unreadable segments and entries are
   ``log-segment-invalid``.
+* **When entries were written.** No entry is back-dated: an entry under tree head *k* was appended after
+  head *k-1* was formed, which the anchorer does only once head *k-2* is anchored, so its
+  ``checked_block`` is not older than head *k-2*'s block, unless that block appeared while the read was
+  under way (``VerifyOptions.backdate_tolerance_s``) (``entry-backdated``). Entry times do not go back in
+  log order beyond ``VerifyOptions.time_order_tolerance_s`` (``entry-time-out-of-order``).
 * **Reads.** Each entry is a read by its owner, a read covered by a grant valid at its
   ``checked_block`` as the grant events give it (grantee, owner, purpose, revocation, validity window
   at that block's timestamp, record / type / community scope from the anchored manifest, suspensions:
@@ -27,7 +32,8 @@ What :func:`verify` checks, each failure one :class:`~ledger_api.audit.model.Dis
   own anchor is impossible and not covered either.
 
 The ``checked_block`` of an entry is the gateway's statement of when it checked; the verifier cannot
-see the read itself, only that the claimed block is not after the entry was anchored.
+see the read itself, only that the claimed block is not after the entry was anchored and not before
+the anchoring window the entry was appended in.
 
 Timing: records are anchored within seconds of their push, and a read may release a record before its
 batch is anchored. An audit of a gateway under load can therefore see a just-pushed blob that is not
@@ -106,6 +112,18 @@ class VerifyOptions:
     all_pairs_limit: int = 200
     """Up to this many tree heads every pair is checked for consistency; above, consecutive pairs and
     each head against the newest."""
+    backdate_tolerance_s: float = 5.0
+    """How long a read may take from its chain-head check to its append (plus node lag and the whole
+    seconds of block timestamps): an entry checked before its floor block (``entry-backdated``) is
+    accepted only when the block after the one it names was mined at most this long before the floor
+    block, i.e. the floor block appeared while the read was under way."""
+    time_order_tolerance_s: float = 5.0
+    """How far an entry's ``time`` may lie before an earlier entry's (``entry-time-out-of-order``): the
+    time is taken just before the append, so concurrent reads, or gateway instances on one log whose
+    clocks differ a little, append slightly out of order."""
+    segment_max: int = 100_000
+    """The gateway's ``TreeHeadSettings.segment_max`` (the most entries one head covers): a head that grew
+    by this many may have left older entries waiting for the next head, so it is not taken as a floor."""
 
 
 def _short(hex_id: str) -> str:
@@ -150,6 +168,7 @@ def verify(
     records, unlisted = _verify_records(evidence, out)
     halfway = time.perf_counter()
     valid_heads, entries = _verify_log(evidence, options, out)
+    _verify_entry_times(evidence.chain, options, valid_heads, entries, out)
     reads = _verify_reads(evidence, options, records, unlisted, valid_heads, entries, out)
     if timings is not None:
         timings["records"] = halfway - started
@@ -169,6 +188,9 @@ def verify(
         ),
         grants=chain.grants,
         discrepancies=tuple(out.items),
+        admin_grant_actions=chain.admin_grants,
+        signer_changes=chain.signer_changes,
+        admin_events_known=chain.admin_events_known,
     )
 
 
@@ -456,6 +478,81 @@ def _parse_entry(data: bytes) -> Entry:
     fields = dict(document)
     del fields["format"]
     return Entry.create(**fields)
+
+
+# --- when entries were written ----------------------------------------------------------------------
+
+
+def _verify_entry_times(
+    chain: ChainFacts,
+    options: VerifyOptions,
+    heads: Sequence[HeadReceipt],
+    entries: Sequence[Entry | None],
+    out: _Found,
+) -> None:
+    """``entry-backdated`` (a checked block older than the anchoring allows, :func:`_head_floors`) and
+    ``entry-time-out-of-order`` (a time before an earlier entry's, beyond the tolerance)."""
+    floors = _head_floors(heads, options.segment_max)
+    sizes = [h.size for h in heads]
+    known = sorted(chain.block_times)
+    latest: datetime | None = None
+    for index, entry in enumerate(entries):
+        if entry is None:
+            continue
+        position = bisect.bisect_right(sizes, index)
+        where = f"access log entry {index}" + (f", tree head #{heads[position].index}" if position < len(heads) else "")
+        floor = floors[position] if position < len(heads) else None
+        problem = _backdated(entry.checked_block, floor, known, chain, options.backdate_tolerance_s)
+        if problem is not None:
+            out.add(K.ENTRY_BACKDATED, f"access entry #{index}", problem, where)
+        if latest is not None and (latest - entry.time).total_seconds() > options.time_order_tolerance_s:
+            detail = (
+                f"released at {entry.time.isoformat()}, {(latest - entry.time).total_seconds():.3f} s before an "
+                f"earlier entry's {latest.isoformat()} (tolerance {options.time_order_tolerance_s:g} s)"
+            )
+            out.add(K.ENTRY_TIME_OUT_OF_ORDER, f"access entry #{index}", detail, where)
+        latest = entry.time if latest is None or entry.time > latest else latest
+
+
+def _head_floors(heads: Sequence[HeadReceipt], segment_max: int) -> list[HeadReceipt | None]:
+    """For each head, the anchored head its entries were all appended after (None: no such head).
+
+    How the gateway writes (``ledger_api.accesslog.anchorer``): one head is in flight at a time, and head
+    *j* is formed only once head *j-1* is anchored, covering every entry appended until then. An entry
+    under head *k* was appended after head *k-1* was formed, so after head *k-2* was anchored: its read
+    was decided at that head's block or later. A head that grew by ``segment_max`` may have left a
+    backlog, so the floor walks back past such heads to the last one formed with the whole log."""
+    floors: list[HeadReceipt | None] = []
+    uncapped: int | None = None  # the last head before this one that covered the whole log when formed
+    for position, head in enumerate(heads):
+        floors.append(heads[uncapped - 1] if uncapped is not None and uncapped >= 1 else None)
+        grown = head.size - (heads[position - 1].size if position else 0)
+        if grown < segment_max:
+            uncapped = position
+    return floors
+
+
+def _backdated(
+    block: int, floor: HeadReceipt | None, known: Sequence[int], chain: ChainFacts, tolerance_s: float
+) -> str | None:
+    """Why a check claimed at ``block`` is older than ``floor`` allows, or None.
+
+    A read checked before the floor block is honest only if that block appeared while it was under way:
+    the block after the one checked was not yet there when the check was made, so it was mined at most
+    the read's duration before the floor block. Its time is taken from the first block after ``block``
+    the evidence knows (the block right after it, when collected; a later block only ever excuses more)."""
+    if floor is None or block >= floor.block_number:
+        return None
+    after = bisect.bisect_right(known, block)
+    following = known[after] if after < len(known) else floor.block_number
+    mined = chain.block_times.get(following, floor.timestamp)
+    if floor.timestamp - mined <= tolerance_s:
+        return None
+    return (
+        f"checked at block {block}, but appended after tree head #{floor.index} was anchored in block "
+        f"{floor.block_number} (time {floor.timestamp}); block {following} after the one checked was mined "
+        f"{floor.timestamp - mined} s before that (tolerance {tolerance_s:g} s)"
+    )
 
 
 # --- reads ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ Design:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,12 +90,18 @@ class ErasureService:
         self._blobs = blobs
         Erasure.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
-    def erase(self, *, caller: str, record_id: str) -> ErasureReceipt:
+    def erase(
+        self, *, caller: str, record_id: str, owner_may_erase: Callable[[], None] = lambda: None
+    ) -> ErasureReceipt:
+        """Shred every version of ``record_id`` for its owner ``caller``. ``owner_may_erase`` runs once the
+        caller is known to own the record (so that anyone else still gets the same 404) and raises to
+        refuse it, e.g. for a suspended owner."""
         with Session(self._engine) as session:
             query = select(RecordVersion).where(col(RecordVersion.record_id) == record_id)
             rows = session.exec(query.order_by(col(RecordVersion.version))).all()
         if not rows or rows[0].owner_org != caller:
             raise ErasureNotAllowed(f"no record {record_id}")
+        owner_may_erase()
         newly = 0
         for row in rows:
             if self._erase_version(row, caller):

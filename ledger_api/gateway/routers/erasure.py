@@ -72,11 +72,15 @@ async def erase_record(
     org_id: CurrentOrg,
     services: Services,
 ) -> ErasureOut:
-    # At the chain head, not the follower's last poll: a suspension mined a moment ago must already hold.
-    await run_in_threadpool(services.follower.ensure_current)
-    refuse_if_suspended(services, org_id)
+    def owner_in_good_standing() -> None:
+        # At the chain head, not the follower's last poll: a suspension mined a moment ago must already hold.
+        services.follower.ensure_current()
+        refuse_if_suspended(services, org_id)
+
     service = erasure_service(request, services)
-    receipt: ErasureReceipt = await run_in_threadpool(service.erase, caller=org_id, record_id=record_id)
+    receipt: ErasureReceipt = await run_in_threadpool(
+        service.erase, caller=org_id, record_id=record_id, owner_may_erase=owner_in_good_standing
+    )
     services.reader.forget_keys(record_id)  # no cached data key may outlive the shredded wraps
     return ErasureOut(
         record_id=receipt.record_id,

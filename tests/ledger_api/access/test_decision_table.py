@@ -57,7 +57,7 @@ class EthTesterRpc(JsonRpc):
     """The JSON-RPC calls the follower makes, answered by eth-tester in their wire form (hex quantities)."""
 
     def __init__(self, w3: Web3) -> None:
-        super().__init__(url="eth-tester://decision-table")
+        super().__init__(url="http://eth-tester.invalid/decision-table")  # never dialled: call() answers
         self._w3 = w3
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:

@@ -5,11 +5,19 @@ committee elderly-care reads of incidents and later revoke it; the property comp
 an investigation grant that expires soon; the police read their own record, read under the grant and
 make an emergency read of a committee hazard report. Then everything is anchored and the gateway stops,
 so storage and chain hold still while the tests audit them.
+
+The first batch is anchored well (more than the verifier's back-dating tolerance) before the first tree
+head, so that a read claiming a block from before that batch is provably back-dated.
+
+With ``admin_actions``: an organisation admin also grants the committee fire-safety reads of the property
+company's access events on its behalf, the committee reads one under it, and at the end the admin
+proposes a new signer for the property company, which the company's signer accepts.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +27,9 @@ from sqlmodel import Session, col, select
 from web3 import Web3
 
 from adapters.canonical import CanonicalRecord
-from ledger_api.audit.collect import AuditorKey
+from ledger_api.audit.collect import AuditorKey, collect_evidence
+from ledger_api.audit.evidence import Evidence
+from ledger_api.audit.verifier import VerifyOptions
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.deploy import Deployment
 from ledger_api.chain.devnet import dev_account
@@ -31,11 +41,15 @@ from ledger_api.chain.tree_heads import TreeHeadReader
 from ledger_api.gateway.app import create_app
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.provision import DEMO_AUDITOR, demo_private_key, provision
+from ledger_api.provision import ADMIN_ACCOUNT, DEMO_AUDITOR, demo_private_key, provision
 from ledger_api.settings import Settings
+from ledger_api.storage.local import LocalBlobStore
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
 from tests.ledger_api.gateway.records import payload, sample_records
 
+#: The property company's signer (dev account 2) and the one the admin proposes in its place.
+PROPERTY_SIGNER = 2
+NEW_PROPERTY_SIGNER = 7
 AUDITOR_KEY = AuditorKey(org_id=DEMO_AUDITOR.org_id, key_index=0, private_key=demo_private_key(DEMO_AUDITOR.org_id))
 
 
@@ -56,10 +70,41 @@ class Scenario:
     id_numbers: int
     """Record versions whose subjects carry ID numbers (their manifests list blind indexes)."""
     erased_record: str
+    admin: AdminActions | None = None
+    """What the admin did (``build_scenario(admin_actions=True)`` only)."""
 
     @property
     def blob_dir(self) -> Path:
         return Path(self.settings.blob_store_url.removeprefix("file://"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminActions:
+    admin: str
+    """The admin's address."""
+    grant_id: int
+    grant_block: int
+    grant_tx: str
+    read_entry: int
+    """The committee's read under the admin-made grant."""
+    org_id: str
+    old_signer: str
+    new_signer: str
+    proposal_block: int
+    proposal_tx: str
+    acceptance_block: int
+    acceptance_tx: str
+
+
+def collect_scenario_evidence(scenario: Scenario) -> Evidence:
+    """The evidence of the scenario's ledger, from its chain and its storage."""
+    rpc = JsonRpc(url=scenario.rpc_url)
+    try:
+        return collect_evidence(
+            rpc=rpc, deployment=scenario.deployment, store=LocalBlobStore(root=scenario.blob_dir), auditor=AUDITOR_KEY
+        )
+    finally:
+        rpc.close()
 
 
 def _push(client: TestClient, ledger: Ledger, org: str, records: list[CanonicalRecord]) -> int:
@@ -90,7 +135,33 @@ def _all_anchored(services: GatewayServices, reader: TreeHeadReader) -> bool:
     return waiting == 0 and (head.size if head else 0) == services.access_log.size
 
 
-def build_scenario(home: Path, rpc_url: str) -> Scenario:
+def _admin_grant(
+    chain: LedgerChain, client: TestClient, ledger: Ledger, record: CanonicalRecord
+) -> tuple[int, dict[str, object], int]:
+    """An admin grants the committee fire-safety reads of the property company's access events, and the
+    committee reads ``record`` under it: (grant id, receipt, entry index of the read)."""
+    now = chain.latest_timestamp()
+    grant_id, receipt = chain.create_grant(signer=dev_account(ADMIN_ACCOUNT), spec=GrantSpec(
+        owner_org=PROPERTY, grantee_org=COMMITTEE, purpose=Purpose.FIRE_SAFETY, valid_from=now - 10,
+        valid_until=now + 3600, record_types=("access_event",)))  # fmt: skip
+    access = _read(client, ledger, COMMITTEE, record.record_id, purpose="fire_safety", grant=grant_id)
+    return grant_id, dict(receipt), int(str(access["entry_index"]))
+
+
+def _change_property_signer(chain: LedgerChain) -> tuple[dict[str, object], dict[str, object]]:
+    """The admin proposes a new signer for the property company; the company's signer accepts."""
+    proposal = chain.propose_signer_change(
+        signer=dev_account(ADMIN_ACCOUNT), org_id=PROPERTY, new_signer=dev_account(NEW_PROPERTY_SIGNER).address
+    )
+    acceptance = chain.accept_signer_change(signer=dev_account(PROPERTY_SIGNER), org_id=PROPERTY)
+    return dict(proposal), dict(acceptance)
+
+
+def _hex(value: object) -> str:
+    return "0x" + bytes(value).hex() if isinstance(value, bytes) else str(value)
+
+
+def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> Scenario:
     settings = make_settings(home, rpc_url)
     transactor = Transactor(w3=Web3(Web3.HTTPProvider(rpc_url)))
     provisioned = provision(settings=settings, transactor=transactor)
@@ -103,6 +174,9 @@ def build_scenario(home: Path, rpc_url: str) -> Scenario:
         incidents = [r for r in sample_records("police.incidents", POLICE)[:20] if any(s.id_number for s in r.subjects)]
         incidents = incidents[:6]
         versions = _push(client, ledger, POLICE, incidents)
+        wait_until(lambda: _all_anchored(services, reader), timeout_s=60)
+        # Chain time passes between the first batch and the first tree head (see the module docstring).
+        time.sleep(VerifyOptions().backdate_tolerance_s + 2)
         revised = [
             r.model_copy(update={"location": r.location.model_copy(update={"text": f"复核地址 {i}"})})
             for i, r in enumerate(incidents[:2])
@@ -131,6 +205,7 @@ def build_scenario(home: Path, rpc_url: str) -> Scenario:
         access = _read(client, ledger, POLICE, hazards[0].record_id, purpose="emergency_response")
         emergency.append(int(str(access["entry_index"])))
         _read(client, ledger, COMMITTEE, incident.record_id, purpose="elderly_care", grant=care, version=1)
+        admin_grant = _admin_grant(chain, client, ledger, access_events[1]) if admin_actions else None
         revoked = chain.revoke_grant(signer=dev_account(1), grant_id=care)
         refused = client.get(
             f"/v1/records/{incident.record_id}",
@@ -140,6 +215,8 @@ def build_scenario(home: Path, rpc_url: str) -> Scenario:
         assert refused.status_code == 403  # and nothing logged
         wait_until(lambda: _all_anchored(services, reader), timeout_s=60)
         entries = services.access_log.size
+        # Last, so that nothing the gateway does afterwards needs the property company's old signer.
+        signer_change = _change_property_signer(chain) if admin_actions else None
     # The gateway is stopped: storage, index and chain hold still from here on.
     id_numbers = sum(
         1 for r in [*incidents, *revised, *access_events, *hazards] if any(s.id_number for s in r.subjects)
@@ -160,4 +237,21 @@ def build_scenario(home: Path, rpc_url: str) -> Scenario:
         expiring_grant=expiring,
         id_numbers=id_numbers,
         erased_record=erased,
+        admin=_admin_actions(admin_grant, signer_change),
     )
+
+
+def _admin_actions(
+    grant: tuple[int, dict[str, object], int] | None, change: tuple[dict[str, object], dict[str, object]] | None
+) -> AdminActions | None:
+    if grant is None or change is None:
+        return None
+    grant_id, receipt, entry = grant
+    proposal, acceptance = change
+    return AdminActions(
+        admin=dev_account(ADMIN_ACCOUNT).address, grant_id=grant_id, grant_block=int(str(receipt["blockNumber"])),
+        grant_tx=_hex(receipt["transactionHash"]), read_entry=entry, org_id=PROPERTY,
+        old_signer=dev_account(PROPERTY_SIGNER).address, new_signer=dev_account(NEW_PROPERTY_SIGNER).address,
+        proposal_block=int(str(proposal["blockNumber"])), proposal_tx=_hex(proposal["transactionHash"]),
+        acceptance_block=int(str(acceptance["blockNumber"])), acceptance_tx=_hex(acceptance["transactionHash"]),
+    )  # fmt: skip

@@ -33,7 +33,7 @@ def document() -> dict[str, Any]:
 def test_top_level_keys_are_the_documented_ones(document: dict[str, Any]) -> None:
     assert list(document) == [
         "format", "summary", "organisations", "matrix", "timeline", "emergency_reads", "discrepancies",
-        "anomalies", "anomaly_rules",
+        "anomalies", "anomaly_rules", "admin_granted_reads", "admin_grants", "signer_changes",
     ]  # fmt: skip
     assert document["format"] == REPORT_FORMAT
 
@@ -59,6 +59,10 @@ def test_summary_counts(document: dict[str, Any]) -> None:
         "anomalies": 4,
         "first_read": "2026-03-02T09:05:00+08:00",
         "last_read": "2026-03-07T10:00:00+08:00",
+        "admin_grant_actions": 0,
+        "signer_change_steps": 0,
+        "admin_granted_reads": 0,
+        "admin_events_known": True,
     }
 
 

@@ -16,7 +16,10 @@ from ledger_api.audit.model import AuditResult, Discrepancy, DiscrepancyKind
 from ledger_api.audit.report import build_report
 from tests.ledger_api.audit.report_samples import COMMITTEE, POLICE, PROPERTY, local, make_read, week_reads, week_result
 
-SECTIONS = ("summary", "organisations", "timeline", "matrix", "emergency", "discrepancies", "anomalies")
+SECTIONS = (
+    "summary", "organisations", "timeline", "matrix", "emergency", "admin-reads", "admin-grants", "signer-changes",
+    "discrepancies", "anomalies",
+)  # fmt: skip
 SCRIPT_ORG = '<script>document.body.setAttribute("data-pwned", "script")</script>'
 IMG_ORG = "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">"
 HOSTILE_DETAIL = "\"><svg onload=\"document.body.setAttribute('data-pwned', 'svg')\">"

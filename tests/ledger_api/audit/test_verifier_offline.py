@@ -6,16 +6,20 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+from datetime import timedelta
 
 import pytest
 
 from ledger_api.accesslog.entry import Entry
 from ledger_api.audit.bench import run_bench, synthetic_evidence
-from ledger_api.audit.bundle import BundleDocument, decode_bundle, encode_bundle
+from ledger_api.audit.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1, BundleDocument, decode_bundle, encode_bundle
 from ledger_api.audit.errors import BundleUnreadable
 from ledger_api.audit.evidence import Evidence, HeadReceipt
-from ledger_api.audit.model import DiscrepancyKind
+from ledger_api.audit.html import render_html
+from ledger_api.audit.model import AdminGrantAction, DiscrepancyKind, SignerChangeStep
+from ledger_api.audit.report import build_report
 from ledger_api.audit.verifier import VerifyOptions, verify
+from ledger_api.merkle import MerkleTree, leaf_hash
 from ledger_api.records.leaves import MANIFEST_FORMAT_V1, BatchManifest, LeafMetadata, RecordLeaf
 
 K = DiscrepancyKind
@@ -157,3 +161,112 @@ def test_validity_starts_at_the_checked_block_and_ends_by_the_release_time() -> 
     result = verify(with_grant(valid_until=checked_at + 1))
     assert [d.subject for d in result.discrepancies] == ["access entry #3", "access entry #4"]
     assert all("EXPIRED when the read was released" in d.detail for d in result.discrepancies)
+
+
+# --- back-dating and time order -------------------------------------------------------------------------
+
+
+def rewritten(evidence: Evidence, index: int, **changes: object) -> Evidence:
+    """``evidence`` with entry ``index`` changed, and the heads re-rooted over the changed log (what a log
+    writer holding the anchoring key could anchor)."""
+    entries = list(evidence.storage.entries)
+    entry = Entry.from_leaf_data(entries[index])
+    entries[index] = Entry.create(**{**entry.model_dump(), **changes}).leaf_data()
+    tree = MerkleTree.from_leaf_hashes(leaf_hash(data) for data in entries)
+    heads = tuple(dataclasses.replace(h, root=tree.root(h.size).hex()) for h in evidence.chain.heads)
+    return dataclasses.replace(
+        evidence,
+        chain=dataclasses.replace(evidence.chain, heads=heads),
+        storage=dataclasses.replace(evidence.storage, entries=tuple(entries)),
+    )
+
+
+def test_an_entry_checked_before_its_anchoring_window_is_backdated() -> None:
+    """Heads of 2 entries, one block (2 s) apart: entry 400 sits under head #200, whose entries were all
+    appended after head #198 was anchored. A check claimed there is the head's floor; two blocks before
+    it is within the tolerance (the next block came 2 s before the floor), three blocks before is not."""
+    evidence = synthetic_evidence(records=10, entries=520, batch=10, head_every=2)
+    heads = sorted(evidence.chain.heads, key=lambda h: h.index)
+    floor = heads[198]
+    assert verify(rewritten(evidence, 400, checked_block=floor.block_number)).ok
+    assert verify(rewritten(evidence, 400, checked_block=floor.block_number - 2)).ok
+    result = verify(rewritten(evidence, 400, checked_block=floor.block_number - 4))
+    assert [(d.kind, d.subject) for d in result.discrepancies] == [(K.ENTRY_BACKDATED, "access entry #400")]
+    assert f"appended after tree head #198 was anchored in block {floor.block_number}" in result.discrepancies[0].detail
+    # Far back (block 12, where the grant was already valid): the grant check alone would pass.
+    result = verify(rewritten(evidence, 400, checked_block=12))
+    assert [d.kind for d in result.discrepancies] == [K.ENTRY_BACKDATED]
+    # A wider tolerance accepts the three blocks; heads that may have left a backlog give no floor.
+    assert verify(rewritten(evidence, 400, checked_block=floor.block_number - 4), options=VerifyOptions(
+        backdate_tolerance_s=8.0)).ok  # fmt: skip
+    assert verify(rewritten(evidence, 400, checked_block=12), options=VerifyOptions(segment_max=2)).ok
+
+
+def test_entry_times_go_back_only_within_the_tolerance() -> None:
+    evidence = synthetic_evidence(records=10, entries=30, batch=10, head_every=10)
+    latest = Entry.from_leaf_data(evidence.storage.entries[19]).time  # entries are a second apart
+    assert verify(rewritten(evidence, 20, time=latest - timedelta(seconds=4))).ok
+    result = verify(rewritten(evidence, 20, time=latest - timedelta(seconds=6)))
+    assert [(d.kind, d.subject) for d in result.discrepancies] == [(K.ENTRY_TIME_OUT_OF_ORDER, "access entry #20")]
+    assert "6.000 s before an earlier entry's" in result.discrepancies[0].detail
+    assert verify(rewritten(evidence, 20, time=latest - timedelta(seconds=6)), options=VerifyOptions(
+        time_order_tolerance_s=10.0)).ok  # fmt: skip
+
+
+# --- bundle versions --------------------------------------------------------------------------------------
+
+
+def test_a_v1_bundle_still_reads_and_says_it_holds_no_admin_actions() -> None:
+    evidence = synthetic_evidence(records=20, entries=20, batch=10, head_every=10)
+    document = BundleDocument.decode(encode_bundle(evidence))
+    assert document.header["format"] == BUNDLE_FORMAT
+    document.header["format"] = BUNDLE_FORMAT_V1
+    for name in ("admin_grants", "signer_changes"):
+        del document.texts[name]
+    document.reseal()
+    data = document.encode()
+    assert b"admin_grants" not in gzip.decompress(data)
+    loaded, found = decode_bundle(data)
+    assert found == []
+    assert loaded.chain.admin_events_known is False
+    result = verify(loaded)
+    assert result.ok
+    assert result.reads == verify(evidence).reads
+    report = build_report(result)
+    assert report.to_json_dict()["summary"]["admin_events_known"] is False
+    assert "Not in this evidence (a v1 bundle holds no admin actions)." in render_html(report)
+    # A v1 bundle with a v2 section in it is refused, not half read.
+    with pytest.raises(BundleUnreadable, match="unknown or repeated section 'admin_grants'"):
+        decode_bundle(gzip.compress(gzip.decompress(document.encode()) + b"admin_grants []\n"))
+
+
+def test_admin_actions_survive_the_bundle_round_trip() -> None:
+    evidence = synthetic_evidence(records=10, entries=10, batch=10, head_every=10)
+    action = AdminGrantAction(
+        grant_id=1, action="created", owner_org="PM-LVCHENG-01", grantee_org="CM-CUIYUAN-01", by="0x" + "ab" * 20,
+        block_number=3, transaction="0x" + "cd" * 32, log_index=0, timestamp=1_767_225_600,
+    )  # fmt: skip
+    steps = (
+        SignerChangeStep(
+            org_id="PM-LVCHENG-01", step="proposed", by="0x" + "ab" * 20, new_signer="0x" + "ef" * 20,
+            previous_signer="0x" + "12" * 20, effective_at=1_767_484_800, block_number=4,
+            transaction="0x" + "34" * 32, log_index=1, timestamp=1_767_225_610,
+        ),
+        SignerChangeStep(
+            org_id="PM-LVCHENG-01", step="cancelled", by="0x" + "12" * 20, new_signer="0x" + "ef" * 20,
+            block_number=5, transaction="0x" + "56" * 32, log_index=0, timestamp=None,
+        ),
+    )  # fmt: skip
+    chain = dataclasses.replace(evidence.chain, admin_grants=(action,), signer_changes=steps)
+    evidence = dataclasses.replace(evidence, chain=chain)
+    loaded, found = decode_bundle(encode_bundle(evidence))
+    assert found == []
+    assert loaded.chain == evidence.chain
+    result = verify(loaded)
+    assert result.ok
+    assert [r.entry_index for r in result.admin_granted_reads] == list(range(10))  # every read is under grant 1
+    document = build_report(result).to_json_dict()
+    assert [s["step"] for s in document["signer_changes"]] == ["proposed", "cancelled"]
+    assert document["signer_changes"][1]["time"] is None
+    assert document["admin_grants"][0]["time"] == "2026-01-01T08:00:00+08:00"
+    assert document["summary"]["admin_granted_reads"] == 10

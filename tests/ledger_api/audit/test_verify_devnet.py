@@ -27,7 +27,7 @@ from ledger_api.cli import main as ledger_main
 from ledger_api.crypto.envelope import BLOB_MAGIC, parse_blob
 from ledger_api.merkle import MerkleTree, leaf_hash
 from ledger_api.storage.local import LocalBlobStore
-from tests.ledger_api.audit.scenario import AUDITOR_KEY, Scenario, build_scenario
+from tests.ledger_api.audit.scenario import AUDITOR_KEY, Scenario, build_scenario, collect_scenario_evidence
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, wait_until
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
@@ -42,13 +42,7 @@ def scenario(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Scenar
 
 @pytest.fixture(scope="module")
 def evidence(scenario: Scenario) -> Evidence:
-    rpc = JsonRpc(url=scenario.rpc_url)
-    try:
-        return collect_evidence(
-            rpc=rpc, deployment=scenario.deployment, store=LocalBlobStore(root=scenario.blob_dir), auditor=AUDITOR_KEY
-        )
-    finally:
-        rpc.close()
+    return collect_scenario_evidence(scenario)
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +264,30 @@ def bank(scenario: Scenario) -> dict[DiscrepancyKind, Callable[[BundleDocument],
             purpose="emergency_response", emergency=True, checked_block=scenario.revoked_block,
         )  # fmt: skip
 
+    def entry_backdated(doc: BundleDocument) -> None:
+        # The owner's own read (no grant to check), claimed at the block before the first batch's: the
+        # entry lands under a head whose floor (head #n-2) was mined long after that block's successor.
+        first_receipt = min(r[5] for r in doc.section("receipts"))
+        assert len(doc.section("tree_heads")) >= 2
+        _forge_entry(
+            doc, accessor_org=POLICE, record_id=scenario.incident.record_id, version=2, owner_org=POLICE,
+            grant_id=0, purpose="investigation", emergency=False, checked_block=first_receipt - 1,
+        )  # fmt: skip
+
+    def entry_time_out_of_order(doc: BundleDocument) -> None:
+        # The owner's own read, checked at the newest head's block, released an hour before the last entry.
+        from datetime import datetime, timedelta
+
+        latest = max(datetime.fromisoformat(__import__("json").loads(e)["time"]) for e in _entries(doc))
+        _forge_entry(
+            doc, accessor_org=POLICE, record_id=scenario.incident.record_id, version=2, owner_org=POLICE,
+            grant_id=0, purpose="investigation", emergency=False, checked_block=doc.section("tree_heads")[-1][3],
+            time=latest - timedelta(hours=1),
+        )  # fmt: skip
+
     return {
+        K.ENTRY_BACKDATED: entry_backdated,
+        K.ENTRY_TIME_OUT_OF_ORDER: entry_time_out_of_order,
         K.BLOB_MISSING: blob_missing,
         K.BLOB_HASH_MISMATCH: blob_hash_mismatch,
         K.BLOB_UNANCHORED: blob_unanchored,
@@ -288,7 +305,7 @@ def bank(scenario: Scenario) -> dict[DiscrepancyKind, Callable[[BundleDocument],
 BANK_KINDS = [
     K.BLOB_MISSING, K.BLOB_HASH_MISMATCH, K.BLOB_UNANCHORED, K.MANIFEST_MISSING, K.MANIFEST_MISMATCH,
     K.VERSION_REPLAYED, K.ENTRY_NOT_ANCHORED, K.LOG_INCONSISTENT, K.LOG_SEGMENT_INVALID, K.READ_NOT_COVERED,
-    K.EMERGENCY_NOT_PERMITTED, K.EVIDENCE_MISMATCH,
+    K.EMERGENCY_NOT_PERMITTED, K.EVIDENCE_MISMATCH, K.ENTRY_BACKDATED, K.ENTRY_TIME_OUT_OF_ORDER,
 ]  # fmt: skip
 NOT_IN_A_BUNDLE = {
     K.INDEX_MISMATCH: "the index is never in a bundle (see test_edited_index_rows_are_named)",
