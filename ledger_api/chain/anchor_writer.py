@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from ledger_api.chain.errors import ChainUnavailable
+from ledger_api.chain.record_anchors import RecordAnchorsReader
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.chain.sender import TransactionSender, sign_call
 from ledger_api.chain.transactions import BroadcastOutcome, SignedTx, classify_rpc_error
@@ -34,7 +32,6 @@ __all__ = [
 
 _ANCHOR_BATCH = keccak(text="anchorBatch(bytes32,uint64,bytes32)")[:4]
 _ANCHOR_RECORD = keccak(text="anchorRecord(bytes32,uint32,bytes32,bytes32)")[:4]
-_BATCH = keccak(text="batch(bytes32,bytes32)")[:4]
 _BATCH_ANCHORED = "0x" + keccak(text="BatchAnchored(uint64,bytes32,bytes32,uint64,bytes32)").hex()
 
 
@@ -63,7 +60,9 @@ class AnchorWriter(TransactionSender):
             rpc=rpc, signer=signer, to=records_address, chain_id=chain_id, gas_limit=gas_limit, gas_pricing=gas_pricing
         )
         self._owner = owner_org.encode("ascii").ljust(32, b"\x00")
+        self._owner_org = owner_org
         self._records = records_address
+        self._reader = RecordAnchorsReader(rpc=rpc, address=records_address)
 
     @property
     def address(self) -> str:
@@ -81,19 +80,14 @@ class AnchorWriter(TransactionSender):
         )
 
     def anchored_batch(self, root: bytes) -> AnchoredBatch | None:
-        """The batch this signer's organisation anchored under ``root``, as the chain holds it now, or None."""
-        raw = self._rpc.eth_call(self._records, _BATCH + abi_encode(["bytes32", "bytes32"], [self._owner, root]))
-        try:
-            owner, size, block_number, _sequence = abi_decode(["bytes32", "uint64", "uint64", "uint64"], raw)
-        except DecodingError as exc:
-            # "0x": no contract at that address (a chain reset or restored without it). A chain problem,
-            # to be retried, not a crash of the worker.
-            raise ChainUnavailable(
-                f"RecordAnchors at {self._records} answered {raw.hex() or 'nothing'}: {exc}"
-            ) from exc
-        if size == 0:
+        """The batch this signer's organisation anchored under ``root``, as the chain holds it now, or None.
+
+        A contract that answers nothing (a chain reset or restored without it) raises ``ChainUnavailable``:
+        a chain problem, retried, not a crash of the worker."""
+        found = self._reader.batch(owner_org=self._owner_org, root=root)
+        if found is None:
             return None
-        return AnchoredBatch(size=int(size), block_number=int(block_number), owner_org=bytes(owner))
+        return AnchoredBatch(size=found.size, block_number=found.block_number, owner_org=self._owner)
 
     def anchoring_transaction(self, root: bytes, block_number: int) -> str | None:
         """The hash of the transaction that emitted ``BatchAnchored`` for ``root`` in ``block_number``.
