@@ -224,3 +224,21 @@ def test_a_grant_past_its_until_lists_as_expired_on_an_idle_chain(run, devnet: D
     assert chain.latest_timestamp() < until  # the chain itself has not seen the expiry
     assert [g["state"] for g in grants(run)] == ["expired"]
     assert json.loads(run("grants", "list", "--json").stdout) == []
+
+
+def test_a_signer_change_takes_two_steps_from_the_command_line(run) -> None:  # type: ignore[no-untyped-def]
+    run("deploy")
+    run("org", "register", "PS-SIG-01", "--kind", "police", "--signer", POLICE.address, "--public-key", KEY)
+    proposed = run("org", "change-signer", "PS-SIG-01", "--signer", PROPERTY.address).stdout
+    assert proposed.startswith(f"proposed signer {PROPERTY.address} for PS-SIG-01: effective when PS-SIG-01 accepts")
+
+    def signer() -> str:
+        return next(o["signer"] for o in json.loads(run("org", "list", "--json").stdout) if o["org_id"] == "PS-SIG-01")
+
+    assert signer() == POLICE.address  # proposed, not yet effective
+    early = run("org", "complete-signer", "PS-SIG-01", ok=False)  # the admin, before the delay
+    assert early.returncode == 1
+    assert "OrganisationRegistrySignerChangeNotDue" in early.stderr
+    accepted = run("org", "accept-signer", "PS-SIG-01", "--key-env", "POLICE_KEY").stdout
+    assert accepted.strip() == f"accepted: PS-SIG-01 now signs with {PROPERTY.address}"
+    assert signer() == PROPERTY.address
