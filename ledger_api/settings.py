@@ -80,9 +80,12 @@ class Settings(BaseSettings):
         "sensitive records against a future quantum adversary.",
     )
 
-    @cached_property
+    @property
     def demo_mode(self) -> bool:
         """Whether the published demo secrets may be used: ``LEDGER_DEMO=1`` on a loopback chain only.
+
+        A plain property, never cached: ``model_copy(update={"rpc_url": …})`` (``ledger serve --rpc-url``)
+        copies cached values, and a cached answer for a loopback URL must not survive a move to a remote one.
 
         ``LEDGER_DEMO=1`` with an RPC URL off this machine is refused outright rather than ignored: the
         operator asked for demo keys on what may be a real network."""
@@ -95,7 +98,7 @@ class Settings(BaseSettings):
             )
         return True
 
-    @cached_property
+    @property
     def confirmations_required(self) -> int:
         """``confirmations``, or the engine's default: a QBFT/IBFT 2.0 block is final once sealed, a dev chain
         has one node; Clique can replace its newest block or two (out-of-turn signers race the in-turn

@@ -38,3 +38,12 @@ def test_demo_mode_on_loopback_uses_the_demo_secrets() -> None:
 def test_demo_mode_is_refused_off_this_machine(url: str) -> None:
     with pytest.raises(ConfigurationError, match="LEDGER_DEMO=1 is honoured only with a loopback RPC"):
         _ = Settings(demo=True, rpc_url=url).demo_mode
+
+
+def test_a_copy_pointed_at_a_remote_node_leaves_demo_mode() -> None:
+    """``ledger serve --rpc-url`` copies the settings with another URL: the loopback verdict must not carry over."""
+    local = Settings(demo=True, rpc_url="http://127.0.0.1:8545")
+    assert local.demo_mode is True
+    remote = local.model_copy(update={"rpc_url": "http://10.0.0.5:8545"})
+    with pytest.raises(ConfigurationError, match="honoured only with a loopback RPC"):
+        _ = remote.demo_mode
