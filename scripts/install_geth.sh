@@ -23,6 +23,9 @@ mkdir -p "$BIN_DIR"
 echo "install_geth: building geth $GETH_VERSION into $BIN_DIR (once; later runs reuse it)" >&2
 GOBIN="$BIN_DIR" CGO_ENABLED="${CGO_ENABLED:-1}" \
     go install -ldflags=-checklinkname=0 "github.com/ethereum/go-ethereum/cmd/geth@$GETH_VERSION"
-"$GETH" version | grep -q "^Version: ${GETH_VERSION#v}" || {
+# Read the whole output first: `geth version | grep -q` under pipefail fails whenever grep exits at the
+# first match and geth then dies writing the rest (SIGPIPE), which happened on a fresh clone.
+reported="$("$GETH" version)"
+grep -q "^Version: ${GETH_VERSION#v}" <<<"$reported" || {
     echo "install_geth: $GETH does not report version $GETH_VERSION" >&2; exit 1; }
 echo "$GETH_VERSION" > "$STAMP"
