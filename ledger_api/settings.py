@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
     endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
     blind_index_burst: int = Field(default=20, ge=1)
+    emergency_per_hour: int = Field(default=10, ge=1, le=10_000)
+    """Break-glass reads (emergency, no grant) one organisation may make an hour, all at once if need be
+    (429 beyond; ``ledger audit verify --emergency-per-hour`` holds the log to the same bound)."""
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
     """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
     and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be

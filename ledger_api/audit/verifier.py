@@ -65,7 +65,7 @@ from ledger_api.access.decision import (
     record_key,
     scope_miss,
 )
-from ledger_api.accesslog.entry import ENTRY_FORMAT, Entry
+from ledger_api.accesslog.entry import ENTRY_FORMATS, Entry
 from ledger_api.accesslog.errors import InvalidEntry
 from ledger_api.accesslog.heads import HeadProblem, check_heads
 from ledger_api.audit.evidence import (
@@ -466,7 +466,7 @@ def _parse_entry(data: bytes) -> Entry:
         document = _DECODER.decode(text)
         canonical = (
             isinstance(document, dict)
-            and document.get("format") == ENTRY_FORMAT
+            and document.get("format") in ENTRY_FORMATS
             and isinstance(document.get("time"), str)
             and _CANONICAL_TIME.fullmatch(document["time"]) is not None
             and _CANONICAL_ENCODER.encode(document) == text
@@ -475,9 +475,7 @@ def _parse_entry(data: bytes) -> Entry:
         canonical = False
     if not canonical:
         return Entry.from_leaf_data(data)
-    fields = dict(document)
-    del fields["format"]
-    return Entry.create(**fields)
+    return Entry.from_document(document)
 
 
 # --- when entries were written ----------------------------------------------------------------------

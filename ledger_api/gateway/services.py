@@ -123,7 +123,7 @@ class GatewayServices:
             access_log=access_log,
             reader=ReadService(
                 engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log,
-                release_guard=guard.check,
+                release_guard=guard.check, emergency_limit=RateLimit.per_hour(settings.emergency_per_hour),
             ),
             anchorer_liveness=liveness,
             blind_index_limiter=RateLimiter(

@@ -29,11 +29,14 @@ def mask_phone(value: str) -> str:
     return value[:3] + "****" + value[7:] if len(value) >= 11 else "*" * len(value)
 
 
-def mask_record(record: dict[str, Any], purpose: Purpose | None) -> tuple[dict[str, Any], list[str]]:
-    """The record with fields masked for ``purpose`` (None: the owner, nothing masked) and the masked paths."""
+def mask_record(
+    record: dict[str, Any], purpose: Purpose | None, *, reveal: frozenset[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The record with fields masked for ``purpose`` (None: the owner, nothing masked) and the masked paths.
+    ``reveal``, when given, replaces the purpose's set of kinds shown in clear."""
     if purpose is None:
         return record, []
-    revealed = REVEALED_BY_PURPOSE.get(purpose, frozenset())
+    revealed = REVEALED_BY_PURPOSE.get(purpose, frozenset()) if reveal is None else reveal
     masked: list[str] = []
     subjects = []
     for index, subject in enumerate(record.get("subjects", [])):

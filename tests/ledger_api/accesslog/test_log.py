@@ -39,6 +39,7 @@ def test_leaf_data_is_canonical_json_with_a_format_tag() -> None:
         checked_block=812,
         time=datetime(2025, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))),
         request_id="req-1",
+        format_version=1,
     )
     data = entry.leaf_data()
     document = json.loads(data)
