@@ -268,9 +268,18 @@ def _refused_reads(
     print(f"    refused at once: {_problem(again)}")
 
 
+#: What the demo's break-glass read states (an emergency read without a grant must: DESIGN.md, Privacy).
+EMERGENCY_STATEMENT = {
+    "purpose": "emergency_response",
+    "reason_class": "fire_or_hazard",
+    "reason": "smoke reported in the stairwell named by the hazard report",
+    "incident_ref": "110-DEMO-0001",
+}
+
+
 def _emergency_read(steps: _Steps, apis: dict[str, httpx.Client], hazard: CanonicalRecord, *, url: str) -> None:
     steps(f"The police reads a committee {hazard.record_type} in an emergency, with no grant")
-    urgent = apis[POLICE].get(f"/v1/records/{hazard.record_id}", params={"purpose": "emergency_response"})
+    urgent = apis[POLICE].get(f"/v1/records/{hazard.record_id}", params=EMERGENCY_STATEMENT)
     if urgent.status_code != 200:
         raise DemoError(f"the emergency read answered {_problem(urgent)}")
     flagged = urgent.json()["access"]
