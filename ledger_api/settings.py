@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger_api.access.decision import EMERGENCY_READS_PER_HOUR
 from ledger_api.errors import ConfigurationError
 
 MAX_API_KEY_CACHE_S = 5.0
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
     endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
     blind_index_burst: int = Field(default=20, ge=1)
-    emergency_per_hour: int = Field(default=10, ge=1, le=10_000)
+    emergency_per_hour: int = Field(default=EMERGENCY_READS_PER_HOUR, ge=1, le=10_000)
     """Break-glass reads (emergency, no grant) one organisation may make an hour, all at once if need be
     (429 beyond; ``ledger audit verify --emergency-per-hour`` holds the log to the same bound)."""
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)

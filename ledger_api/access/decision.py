@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
+    "EMERGENCY_READS_PER_HOUR",
     "AccessDecision",
     "AccessRequest",
     "EmergencyReason",
@@ -70,6 +71,11 @@ class Purpose(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+#: Break-glass reads one organisation may make an hour by default (``LEDGER_EMERGENCY_PER_HOUR`` on the
+#: gateway, ``--emergency-per-hour`` for the auditor, who holds the log to the same bound).
+EMERGENCY_READS_PER_HOUR = 10
 
 
 class EmergencyReason(enum.StrEnum):

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.engine import Engine
 
-from ledger_api.access.decision import EmergencyReason, emergency_in_reach
+from ledger_api.access.decision import EMERGENCY_READS_PER_HOUR, EmergencyReason, emergency_in_reach
 from ledger_api.access.ratelimit import RateLimit, RateLimited, RateLimiter
 from ledger_api.accesslog import AccessLog, Entry
 from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose
@@ -51,9 +51,7 @@ from ledger_api.records.keycache import DataKeyCache
 from ledger_api.records.masking import mask_record
 from ledger_api.storage.base import BlobStore
 
-#: Break-glass reads one organisation may make an hour (``LEDGER_EMERGENCY_PER_HOUR``; the auditor's default too).
-DEFAULT_EMERGENCY_PER_HOUR = 10
-_DEFAULT_EMERGENCY_LIMIT = RateLimit.per_hour(DEFAULT_EMERGENCY_PER_HOUR)
+_DEFAULT_EMERGENCY_LIMIT = RateLimit.per_hour(EMERGENCY_READS_PER_HOUR)
 
 _VERSIONS: Table = RecordVersion.__table__  # type: ignore[attr-defined]
 _BATCHES: Table = AnchorBatch.__table__  # type: ignore[attr-defined]
