@@ -26,3 +26,12 @@ def sample_records(adapter: str, owner_org: str, *, limit: int | None = None) ->
 
 def payload(records: list[CanonicalRecord]) -> dict[str, object]:
     return {"records": [r.to_json_dict() for r in records]}
+
+
+#: What a break-glass read (emergency, no grant) must state; this class shows ID numbers and phones in clear.
+BREAK_GLASS = {
+    "purpose": "emergency_response",
+    "reason_class": "life_threat",
+    "reason": "caller reports a person unconscious at this address",
+    "incident_ref": "110-TEST-0001",
+}
