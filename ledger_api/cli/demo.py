@@ -56,7 +56,7 @@ from ledger_api.cli.demo_data import (
 )
 from ledger_api.cli.local_gateway import LocalGateway
 from ledger_api.errors import LedgerError
-from ledger_api.provision import COMMUNITY_B, DEMO_ORGANISATIONS, provision
+from ledger_api.provision import ADMIN_ACCOUNT, COMMUNITY_B, DEMO_ORGANISATIONS, provision
 
 PUSH_CHUNK = 500
 ANCHOR_TIMEOUT_S = 120.0
@@ -187,7 +187,7 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
     grant_id = _grant(chain, police)
     _granted_read(steps, apis, target, grant_id=grant_id, url=url)
     _refused_reads(chain, steps, apis, target, police=police, grant_id=grant_id)
-    _emergency_read(steps, apis, pushed[COMMITTEE][0], url=url)
+    _emergency_read(steps, apis, _within_police_reach(chain, pushed[COMMITTEE]), url=url)
     _feed(chain, steps, apis, police=police, url=url)
     steps("Where to check")
     print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
@@ -275,6 +275,21 @@ EMERGENCY_STATEMENT = {
     "reason": "smoke reported in the stairwell named by the hazard report",
     "incident_ref": "110-DEMO-0001",
 }
+
+
+def _within_police_reach(chain: LedgerChain, records: list[CanonicalRecord]) -> CanonicalRecord:
+    """A committee record of a community the police serves (a break-glass read reaches no other); with
+    exports of communities it does not serve, the admin first adds the record's community to its own."""
+    served = set(next(o.communities for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
+    reachable = next((r for r in records if r.community_code in served), None)
+    if reachable is not None:
+        return reachable
+    record = records[0]
+    chain.set_communities(
+        signer=dev_account(ADMIN_ACCOUNT), org_id=POLICE, communities=(*sorted(served), record.community_code)
+    )
+    print(f"    (the admin adds community {record.community_code} to those {POLICE} serves)")
+    return record
 
 
 def _emergency_read(steps: _Steps, apis: dict[str, httpx.Client], hazard: CanonicalRecord, *, url: str) -> None:

@@ -45,7 +45,7 @@ from ledger_api.provision import ADMIN_ACCOUNT, COMMUNITY_B, DEMO_AUDITOR, demo_
 from ledger_api.settings import Settings
 from ledger_api.storage.local import LocalBlobStore
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
-from tests.ledger_api.gateway.records import BREAK_GLASS, payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, in_community, payload, sample_records
 
 #: The property company's signer (dev account 2) and the one the admin proposes in its place.
 PROPERTY_SIGNER = 2
@@ -187,7 +187,7 @@ def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> 
         versions += _push(client, ledger, POLICE, revised)
         access_events = sample_records("property.access_events", PROPERTY)[:4]
         versions += _push(client, ledger, PROPERTY, access_events)
-        hazards = sample_records("committee.hazard_reports", COMMITTEE)[:3]
+        hazards = in_community(sample_records("committee.hazard_reports", COMMITTEE)[:3])
         versions += _push(client, ledger, COMMITTEE, hazards)
 
         now = chain.latest_timestamp()

@@ -19,7 +19,7 @@ from tests.ledger_api.gateway.conftest import (  # noqa: F401 - fixtures used by
     ledger_home,
     wait_until,
 )
-from tests.ledger_api.gateway.records import BREAK_GLASS, payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, in_community, payload, sample_records
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
 
@@ -36,7 +36,7 @@ def test_report_and_subject_access_from_chain_and_storage(
     incident = next(r for r in sample_records("police.incidents", POLICE)[40:] if any(s.id_number for s in r.subjects))
     person = next(s.id_number for s in incident.subjects if s.id_number)
     assert person is not None
-    hazards = sample_records("committee.hazard_reports", COMMITTEE)[:3]
+    hazards = in_community(sample_records("committee.hazard_reports", COMMITTEE)[:3])
     about_person = hazards[0].model_copy(
         update={"subjects": (*hazards[0].subjects, Subject(role="reporter", id_number=person))}
     )

@@ -35,3 +35,9 @@ BREAK_GLASS = {
     "reason": "caller reports a person unconscious at this address",
     "incident_ref": "110-TEST-0001",
 }
+
+
+def in_community(records: list[CanonicalRecord], community_code: str = "330102001") -> list[CanonicalRecord]:
+    """The records moved to ``community_code`` (the samples' hazard reports and access events lie in
+    communities no demo police organisation serves, beyond the reach of its break-glass reads)."""
+    return [r.model_copy(update={"community_code": community_code}) for r in records]
