@@ -22,6 +22,7 @@ the gateway and the devnet are stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
 import socket
@@ -187,7 +188,8 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
     grant_id = _grant(chain, police)
     _granted_read(steps, apis, target, grant_id=grant_id, url=url)
     _refused_reads(chain, steps, apis, target, police=police, grant_id=grant_id)
-    _emergency_read(steps, apis, _within_police_reach(chain, pushed[COMMITTEE]), url=url)
+    with _within_police_reach(chain, pushed[COMMITTEE]) as hazard:
+        _emergency_read(steps, apis, hazard, url=url)
     _feed(chain, steps, apis, police=police, url=url)
     steps("Where to check")
     print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
@@ -277,19 +279,23 @@ EMERGENCY_STATEMENT = {
 }
 
 
-def _within_police_reach(chain: LedgerChain, records: list[CanonicalRecord]) -> CanonicalRecord:
+@contextlib.contextmanager
+def _within_police_reach(chain: LedgerChain, records: list[CanonicalRecord]) -> Iterator[CanonicalRecord]:
     """A committee record of a community the police serves (a break-glass read reaches no other); with
-    exports of communities it does not serve, the admin first adds the record's community to its own."""
-    served = set(next(o.communities for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
+    exports of communities it does not serve, the admin adds the record's community to the police's for
+    the read, and takes it away again (so that the demo's organisations stay as provisioned)."""
+    served = next(o.communities for o in DEMO_ORGANISATIONS if o.org_id == POLICE)
     reachable = next((r for r in records if r.community_code in served), None)
     if reachable is not None:
-        return reachable
-    record = records[0]
-    chain.set_communities(
-        signer=dev_account(ADMIN_ACCOUNT), org_id=POLICE, communities=(*sorted(served), record.community_code)
-    )
-    print(f"    (the admin adds community {record.community_code} to those {POLICE} serves)")
-    return record
+        yield reachable
+        return
+    record, admin = records[0], dev_account(ADMIN_ACCOUNT)
+    chain.set_communities(signer=admin, org_id=POLICE, communities=(*served, record.community_code))
+    print(f"    (the admin adds community {record.community_code} to those {POLICE} serves, for this step)")
+    try:
+        yield record
+    finally:
+        chain.set_communities(signer=admin, org_id=POLICE, communities=served)
 
 
 def _emergency_read(steps: _Steps, apis: dict[str, httpx.Client], hazard: CanonicalRecord, *, url: str) -> None:
