@@ -73,21 +73,32 @@ def agree_at_depth(network: CliqueNetwork, depth: int, nodes: list[int] | None =
     return number, str(hashes[indices[0]])
 
 
-def isolate_when_it_may_seal(network: CliqueNetwork, index: int) -> None:
-    """Cut node ``index`` off right after a block that neither it nor the one before was sealed by: Clique
-    lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal the next one."""
+def isolate_idle(network: CliqueNetwork, index: int, *, timeout_s: float = 60.0) -> None:
+    """Cut node ``index`` off with its sealing stopped, at a head whose last two blocks it did not seal.
+
+    Clique lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal exactly one
+    block; with its miner stopped it seals it only when :func:`seal_alone` says so, with whatever its pool
+    holds by then. (Isolating a node that keeps sealing races its next block against the transaction the
+    test wants in it.) Once its miner is stopped every new block is another signer's, so the condition
+    below, once true, stays true while the node is cut off.
+    """
+    network.call(index, "miner_stop")
     mine = network.signer(index).lower()
-    last = head(network, 0) or 0
-    deadline = time.monotonic() + 30
+    other = (index + 1) % network.size
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now = head(network, 0) or 0
-        if now > last:
-            last = now
-            if mine not in (network.sealer(0, now).lower(), network.sealer(0, now - 1).lower()):
-                network.isolate_node(index)
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"no moment to cut node {index} off in 30s")
+        now = head(network, index) or 0
+        synced = now >= 2 and now == head(network, other)
+        if synced and mine not in (network.sealer(index, now).lower(), network.sealer(index, now - 1).lower()):
+            network.isolate_node(index)
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no moment to cut node {index} off in {timeout_s:.0f}s")
+
+
+def seal_alone(network: CliqueNetwork, index: int) -> None:
+    """Let the node cut off by :func:`isolate_idle` seal its one block, from its pool as it is now."""
+    network.call(index, "miner_start")
 
 
 @contextmanager
