@@ -27,6 +27,7 @@ from ledger_api.chain.transactor import Transactor
 from tests.support.clique import (
     agree_at_depth,
     all_nodes_up,
+    describe_node,
     head,
     isolate_idle,
     seal_alone,
@@ -158,7 +159,12 @@ def _reorganise_under(network: CliqueNetwork, chain: LedgerChain, follower: Chai
     lone.call("eth_sendRawTransaction", [tx_a])
     majority.call("eth_sendRawTransaction", [tx_b])
     seal_alone(network, 3)  # its one block, with A in it
-    wait_until(lambda: lone.receipt(_hash(tx_a)) is not None, timeout_s=30, what="node 3 sealed A")
+    wait_until(
+        lambda: lone.receipt(_hash(tx_a)) is not None,
+        timeout_s=30,
+        what="node 3 sealed A",
+        state=lambda: describe_node(network, 3),
+    )
     follower.sync()
     assert _purpose(follower, grant_id) is Purpose.ELDERLY_CARE
     wait_until(lambda: majority.receipt(_hash(tx_b)) is not None, timeout_s=30, what="B mined")

@@ -38,6 +38,7 @@ from tests.ledger_api.gateway.records import sample_records
 from tests.support.clique import (
     agree_at_depth,
     all_nodes_up,
+    describe_node,
     head,
     isolate_idle,
     seal_alone,
@@ -290,11 +291,21 @@ def test_an_anchor_in_a_block_the_network_replaced_counts_only_on_the_majoritys_
         record_id = _push(ledger, POLICE, 5, tag="reorg")
         # The node seals its one block only once the anchor is in its pool: the block holds the anchor.
         anchor: dict[str, Any] = {}
-        wait_until(lambda: _in_pool(lone, _batch_tx(ledger, record_id), anchor), timeout_s=30, what="anchor sent")
+        wait_until(
+            lambda: _in_pool(lone, _batch_tx(ledger, record_id), anchor),
+            timeout_s=30,
+            what="anchor sent",
+            state=lambda: describe_node(clique, GATEWAY_NODE),
+        )
         seal_alone(clique, GATEWAY_NODE)
         # By sender and nonce, not hash: while it waits the gateway may replace the anchor (a higher price,
         # the same nonce), and either copy may be the one sealed.
-        wait_until(lambda: _sealed(lone, anchor), timeout_s=60, what="the cut-off node sealed the anchor")
+        wait_until(
+            lambda: _sealed(lone, anchor) is not None,
+            timeout_s=60,
+            what="the cut-off node sealed the anchor",
+            state=lambda: describe_node(clique, GATEWAY_NODE),
+        )
         sealed_alone = _sealed(lone, anchor)
         assert sealed_alone is not None
         wait_for_blocks(clique, 0, 3)
