@@ -33,6 +33,7 @@ from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import RecordVersion, SubjectLink
 from ledger_api.records.commitment import RECORD_COMMITMENT
+from ledger_api.records.staging import promote_committed
 
 PushStatus = Literal["created", "new_version", "unchanged"]
 _COMMUNITY_CODE_MAX: int = RecordVersion.__table__.c.community_code.type.length  # type: ignore[attr-defined]
@@ -55,7 +56,9 @@ class VersionConflict(IngestError):
 
 
 class BlobStore(Protocol):
-    def put_many(self, blobs: Sequence[bytes]) -> list[str]: ...
+    def stage_many(self, blobs: Sequence[bytes]) -> list[str]: ...
+
+    def promote_many(self, keys: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,8 +230,9 @@ class IngestService:
                 )
                 for p in planned
             ]
-            # Durable ciphertext first, then the index rows: a row never points at a missing blob.
-            self._blobs.put_many([s.blob for s in sealed])
+            # Durable ciphertext first, then the index rows: a row never points at a missing blob. Staged, out
+            # of the auditors' sight, until the commit names them: what a crash in between leaves is swept.
+            staged = self._blobs.stage_many([s.blob for s in sealed])
             received_at = self._clock()
             rows = [
                 {
@@ -255,6 +259,7 @@ class IngestService:
                 if fresh:
                     connection.execute(insert(SubjectLink), fresh)
             session.commit()
+        promote_committed(self._blobs, staged)
         self._on_stored()
         return outcomes
 
