@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
     endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
     blind_index_burst: int = Field(default=20, ge=1)
+    overlap_min_cell: int = Field(default=5, ge=1)
+    """Overlap reports (``ledger audit overlap``, ``GET /v1/overlap``) show a count under this as "< N", never
+    the number, and hide the cells beside it that would give it back by subtraction (ledger_api.audit.overlap)."""
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
     """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
     and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be

@@ -43,6 +43,7 @@ __all__ = [
     "ALL_COMMUNITIES",
     "DEFAULT_MIN_CELL",
     "KINDS",
+    "KIND_LABELS",
     "OVERLAP_FORMAT",
     "Cell",
     "DepartmentOverlap",

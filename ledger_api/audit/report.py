@@ -47,6 +47,9 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
     [{``kind``, ``subject``, ``detail``, ``where``}] in the verifier's order.
 ``anomalies`` / ``anomaly_rules``
     The flags of :mod:`ledger_api.audit.anomalies` and the thresholds that produced them.
+``overlap``
+    People and flats several organisations hold, counted from the manifests' blind indexes, small cells
+    suppressed: the JSON form of :class:`ledger_api.audit.overlap.OverlapReport` (``ledger audit overlap``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from typing import Any, Literal
 
 from ledger_api.audit.anomalies import LOCAL_TIMEZONE, Anomaly, AnomalyRules, find_anomalies_local, local_time
 from ledger_api.audit.model import AdminGrantAction, AuditResult, Discrepancy, SignerChangeStep, VerifiedRead
+from ledger_api.audit.overlap import DEFAULT_MIN_CELL, OverlapReport, count_overlap, links_of_records, overlap_report
 
 __all__ = [
     "REPORT_FORMAT",
@@ -334,6 +338,7 @@ class Report:
     admin_granted_reads: tuple[EmergencyRead, ...] = ()
     admin_grants: tuple[AdminGrantAction, ...] = ()
     signer_changes: tuple[SignerChangeStep, ...] = ()
+    overlap: OverlapReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -356,6 +361,7 @@ class Report:
             "admin_granted_reads": [read.to_json_dict() for read in self.admin_granted_reads],
             "admin_grants": [admin_grant_json(action) for action in self.admin_grants],
             "signer_changes": [signer_change_json(step) for step in self.signer_changes],
+            "overlap": self.overlap.to_json_dict() if self.overlap else None,
         }
 
     def to_json(self) -> str:
@@ -368,6 +374,7 @@ def build_report(
     anomaly_rules: AnomalyRules | None = None,
     granularity: Granularity | Literal["auto"] = "auto",
     generated_at: datetime | None = None,
+    overlap_min_cell: int = DEFAULT_MIN_CELL,
 ) -> Report:
     """Summarise ``result``. Pure: the same result, rules and ``generated_at`` give the same report."""
     rules = anomaly_rules or AnomalyRules()
@@ -414,6 +421,7 @@ def build_report(
         admin_granted_reads=tuple(EmergencyRead.of(read) for read in reads if read.entry_index in by_admin),
         admin_grants=result.admin_grant_actions,
         signer_changes=result.signer_changes,
+        overlap=overlap_report(count_overlap(links_of_records(result.records)), min_cell=overlap_min_cell),
     )
 
 

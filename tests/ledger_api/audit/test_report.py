@@ -33,7 +33,7 @@ def document() -> dict[str, Any]:
 def test_top_level_keys_are_the_documented_ones(document: dict[str, Any]) -> None:
     assert list(document) == [
         "format", "summary", "organisations", "matrix", "timeline", "emergency_reads", "discrepancies",
-        "anomalies", "anomaly_rules", "admin_granted_reads", "admin_grants", "signer_changes",
+        "anomalies", "anomaly_rules", "admin_granted_reads", "admin_grants", "signer_changes", "overlap",
     ]  # fmt: skip
     assert document["format"] == REPORT_FORMAT
 
