@@ -62,7 +62,9 @@ def test_a_v1_manifest_is_still_read_with_nothing_known_about_its_records() -> N
 
 
 def test_a_v3_manifest_carries_address_blind_indexes_and_a_v2_one_is_still_read_without_them() -> None:
-    meta = LeafMetadata(record_type="resident", community_code="330102002", subjects=("ab" * 32,), addresses=("cd" * 32,))
+    meta = LeafMetadata(
+        record_type="resident", community_code="330102002", subjects=("ab" * 32,), addresses=("cd" * 32,)
+    )
     manifest = BatchManifest(owner_org="PS-XIHU-01", leaves=(leaf(1),), metadata=(meta,))
     data = manifest.to_bytes()
     assert json.loads(data)["format"] == "ledger-batch-manifest/v3"
