@@ -532,4 +532,4 @@ def test_every_endpoint_answers_every_caller_as_the_table_says(world: World) -> 
     )
     print(f"\nauthorisation matrix: {summary}")
     assert not problems, f"{summary}\n{render(observed, CALLERS)}\n" + "\n".join(problems)
-    assert cells == len(expected) * len(CALLERS) == 140
+    assert cells == len(expected) * len(CALLERS) == 154
