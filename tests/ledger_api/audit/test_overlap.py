@@ -274,3 +274,17 @@ def test_the_report_carries_the_overlap_and_draws_it_as_a_heat_map(tmp_path: Pat
     assert "&lt; 5" in html
     for n in range(60):
         assert overlap_person(n)[0] not in html
+
+
+def test_the_bench_counts_what_it_synthesised_and_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger_api.audit.overlap_bench import main as bench_main
+    from ledger_api.audit.overlap_bench import synthetic_links
+
+    links = synthetic_links(links=2_000, orgs=2, communities=4, shared=1.0)
+    counts = count_overlap(links)
+    for kind in ("id_number", "address"):
+        assert counts.shared[("ORG-00", "ORG-01", kind, ALL_COMMUNITIES)] == 500  # everyone held twice
+    assert bench_main(["--links", "5000", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("overlap of 5,000 links (3 organisations, 20 communities): counted in ")
+    assert json.loads(lines[1])["links"] == 5000
