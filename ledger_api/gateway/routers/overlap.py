@@ -132,7 +132,9 @@ class MyOverlap(BaseModel):
     "/overlap",
     response_model=OverlapMatrix,
     summary="People and flats several organisations hold (auditors and admins): counts, small cells suppressed",
-    responses=problem_responses(401, 403, descriptions={403: "Only auditor and admin organisations see the matrix"}),
+    responses=problem_responses(
+        401, 403, 422, descriptions={403: "Only auditor and admin organisations see the matrix"}
+    ),
 )
 async def overlap_matrix(org_id: CurrentOrg, services: Services) -> OverlapMatrix:
     return await run_in_threadpool(_matrix, services, org_id)
@@ -142,7 +144,7 @@ async def overlap_matrix(org_id: CurrentOrg, services: Services) -> OverlapMatri
     "/overlap/mine",
     response_model=MyOverlap,
     summary="Of the caller's people and flats, the share others hold, and the grants that cover them",
-    responses=problem_responses(401, 403, 503, descriptions={403: "The organisation is suspended on chain"}),
+    responses=problem_responses(401, 403, 422, 503, descriptions={403: "The organisation is suspended on chain"}),
 )
 async def my_overlap(org_id: CurrentOrg, services: Services, follower: CurrentFollower) -> MyOverlap:
     return await run_in_threadpool(_mine, services, org_id, follower)
