@@ -314,7 +314,7 @@ def _heat_cell(overlap: OverlapReport, row: str, column: str, kind: str, scope: 
     alpha = round(share.pct / 100, 3)
     ink = "#fff" if share.pct >= 55 else "#1d232a"
     return (
-        f'<td data-pct="{share.pct}" style="background: rgba(207, 34, 46, {alpha}); color: {ink}">'
+        f'<td data-pct="{share.pct}" style="background: rgba(207, 34, 46, {alpha:g}); color: {ink}">'
         f"{share.pct:.1f} %<small>{_e(both.text())}</small></td>"
     )
 

@@ -4,6 +4,7 @@ per subject in any answer; then the same through ``ledger audit overlap`` and th
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ledger_api.cli.demo_data import COMMITTEE, POLICE, PROPERTY, overlap_export
 from ledger_api.provision import COMMUNITY_A, COMMUNITY_B
 from ledger_api.records.ingest import subject_links
 from tests.ledger_api.audit.report_samples import week_result
+from tests.ledger_api.audit.test_report_html import CHROMIUM, Dom, run_chromium
 
 KEY = bytes(range(32))
 
@@ -288,3 +290,19 @@ def test_the_bench_counts_what_it_synthesised_and_prints_its_figures(capsys: pyt
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("overlap of 5,000 links (3 organisations, 20 communities): counted in ")
     assert json.loads(lines[1])["links"] == 5000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_headless_chromium_draws_the_overlap_heat_map(tmp_path: Path) -> None:
+    page = tmp_path / "audit-report.html"
+    page.write_text(render_html(build_report(overlap_result())), encoding="utf-8")
+    dumped = run_chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
+    dom = Dom(dumped)
+    assert "people (by ID number), all communities" in dom.text_by_id["overlap"]
+    # The committee's row of the people matrix: its 60, then the police's share of them, shaded.
+    row = re.search(rf'<tr data-overlap-row="{COMMITTEE}"><th>{COMMITTEE}</th>(.*?)</tr>', dumped)
+    assert row is not None
+    assert re.sub(r"<[^>]+>", "|", row.group(1)).strip("|").split("||")[:2] == ["60", "60.0 %|36"]
+    shaded = [cell for cell in dom.tags("td") if cell.get("data-pct")]
+    assert max(float(cell["data-pct"] or 0) for cell in shaded) == 100.0  # property's B flats: all the committee's
+    assert all(f"rgba(207, 34, 46, {float(c['data-pct'] or 0) / 100:g})" in (c.get("style") or "") for c in shaded)
