@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     emergency_per_hour: int = Field(default=EMERGENCY_READS_PER_HOUR, ge=1, le=10_000)
     """Break-glass reads (emergency, no grant) one organisation may make an hour, all at once if need be
     (429 beyond; ``ledger audit verify --emergency-per-hour`` holds the log to the same bound)."""
+    overlap_min_cell: int = Field(default=5, ge=1)
+    """Overlap reports (``ledger audit overlap``, ``GET /v1/overlap``) show a count under this as "< N", never
+    the number, and hide the cells beside it that would give it back by subtraction (ledger_api.audit.overlap)."""
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
     """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
     and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be

@@ -149,15 +149,14 @@ class AnchoringWorker(OutboxWorker):
 
     def _manifest(self, session: Session, owner: str, pending: Sequence[Row[Any]]) -> BatchManifest:
         # The manifest carries what an auditor needs to check a read's scope (type, community) and the
-        # subjects' blind indexes, since the blobs open for their owner only (records/leaves.py).
-        subjects: dict[str, list[str]] = {}
-        for record_id, blind_index in session.execute(
-            sa_select(col(SubjectLink.record_id), col(SubjectLink.blind_index)).where(
-                col(SubjectLink.kind) == "id_number",
+        # subjects' and address's blind indexes, since the blobs open for their owner only (records/leaves.py).
+        links: dict[tuple[str, str], list[str]] = {}
+        for record_id, kind, blind_index in session.execute(
+            sa_select(col(SubjectLink.record_id), col(SubjectLink.kind), col(SubjectLink.blind_index)).where(
                 col(SubjectLink.record_id).in_({row.record_id for row in pending}),
             )
         ).all():
-            subjects.setdefault(record_id, []).append(blind_index)
+            links.setdefault((kind, record_id), []).append(blind_index)
         return BatchManifest(
             owner_org=owner,
             leaves=tuple(
@@ -174,7 +173,8 @@ class AnchoringWorker(OutboxWorker):
                 LeafMetadata(
                     record_type=row.record_type,
                     community_code=row.community_code,
-                    subjects=tuple(sorted(subjects.get(row.record_id, ()))),
+                    subjects=tuple(sorted(links.get(("id_number", row.record_id), ()))),
+                    addresses=tuple(sorted(links.get(("address", row.record_id), ()))),
                 )
                 for row in pending
             ),

@@ -6,7 +6,8 @@ mail attachment or an archive. Every value from the chain or the log (organisati
 purposes) is untrusted text and goes through :func:`html.escape` (quotes included, for attributes).
 
 Sections carry stable ids: ``#summary``, ``#organisations``, ``#timeline``, ``#matrix``, ``#emergency``,
-``#refusals``, ``#admin-reads``, ``#admin-grants``, ``#signer-changes``, ``#discrepancies``, ``#anomalies``.
+``#refusals``, ``#admin-reads``, ``#admin-grants``, ``#signer-changes``, ``#discrepancies``, ``#anomalies``,
+``#overlap``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from html import escape
 
 from ledger_api.audit.anomalies import local_time
+from ledger_api.audit.overlap import ALL_COMMUNITIES, KIND_LABELS, KINDS, OverlapReport
 from ledger_api.audit.report import EmergencyRead, Report, Timeline, block_time
 
 __all__ = ["render_html"]
@@ -42,6 +44,10 @@ svg .reads { fill: #0969da; }
 svg .emergency { fill: #cf222e; }
 svg text { font-size: 10px; fill: #57606a; }
 .legend span { display: inline-block; width: .8em; height: .8em; margin: 0 .3em 0 1em; vertical-align: middle; }
+table.heat td { text-align: center; min-width: 6.5em; }
+table.heat td.self { background: #f6f8fa; color: #57606a; }
+table.heat td.hidden { color: #8c959f; font-style: italic; }
+table.heat small { display: block; color: inherit; opacity: .8; }
 """
 
 _MATRIX_TITLE = "Reads by organisation × record type"
@@ -325,6 +331,63 @@ def _anomalies(report: Report) -> str:
     )
 
 
+def _heat_cell(overlap: OverlapReport, row: str, column: str, kind: str, scope: str) -> str:
+    """Of ``row``'s subjects, the share ``column`` holds too: shaded in proportion to the percentage."""
+    if row == column:
+        held = overlap.holdings.get((row, kind, scope))
+        return f'<td class="self" title="subjects {_e(row)} holds">{_e(held.text() if held else 0)}</td>'
+    try:
+        both, share = overlap.share(row, column, kind, scope)
+    except StopIteration:
+        return '<td class="n zero">—</td>'
+    if share.suppressed or share.pct is None:
+        note = "hidden: a small count, or one that would give a small count back by subtraction"
+        return f'<td class="hidden" title="{note}" data-pct="">{_e(both.text())}</td>'
+    # Deep red at 100 %, white at 0: the largest overlaps stand out without reading a number.
+    alpha = round(share.pct / 100, 3)
+    ink = "#fff" if share.pct >= 55 else "#1d232a"
+    return (
+        f'<td data-pct="{share.pct}" style="background: rgba(207, 34, 46, {alpha:g}); color: {ink}">'
+        f"{share.pct:.1f} %<small>{_e(both.text())}</small></td>"
+    )
+
+
+def _heat_table(overlap: OverlapReport, kind: str, scope: str) -> str:
+    orgs = [o for o in overlap.orgs if (o, kind, scope) in overlap.holdings]
+    if len(orgs) < 2:
+        return ""
+    header = "".join(f"<th>{_e(o)}</th>" for o in orgs)
+    rows = "".join(
+        f'<tr data-overlap-row="{_e(row)}"><th>{_e(row)}</th>'
+        + "".join(_heat_cell(overlap, row, column, kind, scope) for column in orgs)
+        + "</tr>"
+        for row in orgs
+    )
+    where = "all communities" if scope == ALL_COMMUNITIES else f"community {scope}"
+    return (
+        f'<table class="heat" data-kind="{_e(kind)}" data-community="{_e(scope)}"><caption>{_e(KIND_LABELS[kind])}, '
+        f"{_e(where)}</caption><thead><tr><th>Of the subjects of ↓, held by →</th>{header}</tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _overlap(report: Report) -> str:
+    title = "<h2>Collected twice: people and flats several organisations hold</h2>"
+    overlap = report.overlap
+    totals = [_heat_table(overlap, kind, ALL_COMMUNITIES) for kind in KINDS] if overlap else []
+    if not any(totals) or overlap is None:
+        none = '<p class="muted">No person or flat is held by two organisations.</p>'
+        return f'<section id="overlap">{title}{none}</section>'
+    per_community = "".join(_heat_table(overlap, kind, c) for kind in KINDS for c in overlap.communities)
+    return (
+        f'<section id="overlap">{title}<p class="muted">Counted from the manifests\' keyed blind indexes only (no ID '
+        f"number, name or address). A row reads: of that organisation's subjects, the share the column's "
+        f"organisation holds too; the diagonal is how many it holds. Counts under {overlap.min_cell} are shown as "
+        f'"&lt; {overlap.min_cell}", and cells that would give one back by subtraction as "hidden".</p>'
+        f"{''.join(totals)}<details><summary>Per community</summary>{per_community}</details></section>"
+    )
+
+
 def render_html(report: Report) -> str:
     """The report as one HTML5 document (UTF-8 text)."""
     s = report.summary
@@ -333,7 +396,7 @@ def render_html(report: Report) -> str:
         (
             _summary(report), _organisations(report), _timeline(report), _matrix(report), _emergency(report),
             _refusals(report), _admin_reads(report), _admin_grants(report), _signer_changes(report),
-            _discrepancies(report), _anomalies(report),
+            _discrepancies(report), _anomalies(report), _overlap(report),
         )
     )  # fmt: skip
     return (

@@ -182,6 +182,8 @@ class VerifiedRecord:
     """Timestamp of the anchoring block."""
     subjects: tuple[str, ...] = ()
     """Keyed blind indexes of the subjects' ID numbers (HMAC under the consortium key; no plaintext)."""
+    addresses: tuple[str, ...] = ()
+    """Keyed blind indexes of the record's address (manifest format v3; empty for older manifests)."""
     erased: bool = False
     """Crypto-shredded by its owner: the original blob is gone by design and storage holds its shredded
     form (same header and ciphertext, no wrapped keys), so the anchor is not checked against a blob."""

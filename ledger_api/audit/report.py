@@ -55,6 +55,9 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
     [{``kind``, ``subject``, ``detail``, ``where``}] in the verifier's order.
 ``anomalies`` / ``anomaly_rules``
     The flags of :mod:`ledger_api.audit.anomalies` and the thresholds that produced them.
+``overlap``
+    People and flats several organisations hold, counted from the manifests' blind indexes, small cells
+    suppressed: the JSON form of :class:`ledger_api.audit.overlap.OverlapReport` (``ledger audit overlap``).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from ledger_api.audit.model import (
     VerifiedRead,
     VerifiedRefusal,
 )
+from ledger_api.audit.overlap import DEFAULT_MIN_CELL, OverlapReport, count_overlap, links_of_records, overlap_report
 
 __all__ = [
     "REPORT_FORMAT",
@@ -389,6 +393,7 @@ class Report:
     signer_changes: tuple[SignerChangeStep, ...] = ()
     refusals: tuple[VerifiedRefusal, ...] = ()
     """Refused attempts, by time."""
+    overlap: OverlapReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -412,6 +417,7 @@ class Report:
             "admin_grants": [admin_grant_json(action) for action in self.admin_grants],
             "signer_changes": [signer_change_json(step) for step in self.signer_changes],
             "refusals": [refusal_json(refusal) for refusal in self.refusals],
+            "overlap": self.overlap.to_json_dict() if self.overlap else None,
         }
 
     def to_json(self) -> str:
@@ -424,6 +430,7 @@ def build_report(
     anomaly_rules: AnomalyRules | None = None,
     granularity: Granularity | Literal["auto"] = "auto",
     generated_at: datetime | None = None,
+    overlap_min_cell: int = DEFAULT_MIN_CELL,
 ) -> Report:
     """Summarise ``result``. Pure: the same result, rules and ``generated_at`` give the same report."""
     rules = anomaly_rules or AnomalyRules()
@@ -473,6 +480,7 @@ def build_report(
         admin_grants=result.admin_grant_actions,
         signer_changes=result.signer_changes,
         refusals=tuple(sorted(result.refusals, key=lambda r: (r.time, r.entry_index))),
+        overlap=overlap_report(count_overlap(links_of_records(result.records)), min_cell=overlap_min_cell),
     )
 
 

@@ -368,6 +368,7 @@ def _verified_record(batch: _Batch, index: int, *, erased: bool) -> VerifiedReco
         transaction=batch.receipt.transaction,
         anchored_at=batch.anchored_at,
         subjects=meta.subjects,
+        addresses=meta.addresses,
         erased=erased,
     )
 

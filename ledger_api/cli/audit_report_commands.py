@@ -1,4 +1,5 @@
-"""``ledger audit report|subject|consortium-key``: the auditor's report, subject access, the blind-index key.
+"""``ledger audit report|subject|overlap|consortium-key``: the auditor's report, subject access, data collected
+twice, the blind-index key.
 
 - ``ledger audit report --out DIR [--format json|html|both]`` writes ``audit-report.json`` and/or
   ``audit-report.html`` and prints their paths; exit status 1 (after writing) when the audit found any
@@ -7,6 +8,11 @@
   about that person. The consortium key is read, as 64 hex digits, from ``$LEDGER_CONSORTIUM_KEY`` (or
   the variable named), never from the command line where ``ps`` and shell history would show it.
   Exit status 1 when the audit found discrepancies (the list may then be incomplete).
+- ``ledger audit overlap [--json] [--min-cell N]`` prints, for each pair of organisations and each kind of
+  link (person by ID number, flat by address), how many distinct subjects each holds and how many both
+  hold, per community and in total: counted from the anchored manifests' blind indexes (no key needed,
+  no plaintext), counts under ``N`` (default ``LEDGER_OVERLAP_MIN_CELL``, 5) shown as "< N"
+  (:mod:`ledger_api.audit.overlap`). Exit status 1 when the audit found discrepancies.
 - ``ledger audit consortium-key`` prints the consortium key of this machine's gateway keystore
   (``$LEDGER_HOME/keystore``, master secret ``$LEDGER_MASTER_SECRET``; the demo placeholder on the
   devnet) so an operator can hand it to the auditor::
@@ -21,6 +27,7 @@ missing key, unreachable sources): one line on stderr, no traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -33,7 +40,14 @@ from ledger_api.errors import ConfigurationError, LedgerError
 if TYPE_CHECKING:
     from ledger_api.audit.report import Report
 
-__all__ = ["CONSORTIUM_KEY_ENV", "REPORT_FILE_STEM", "add_report_commands", "parse_consortium_key", "write_report"]
+__all__ = [
+    "CONSORTIUM_KEY_ENV",
+    "REPORT_FILE_STEM",
+    "add_report_commands",
+    "parse_consortium_key",
+    "run_overlap",
+    "write_report",
+]
 
 CONSORTIUM_KEY_ENV = "LEDGER_CONSORTIUM_KEY"
 REPORT_FILE_STEM = "audit-report"
@@ -61,6 +75,19 @@ def add_report_commands(audit_commands: Any) -> None:
     )
     subject.add_argument("--json", action="store_true", help="print one JSON object")
     subject.set_defaults(handler=run_subject)
+
+    overlap = audit_commands.add_parser(
+        "overlap", help="people and flats several organisations hold (counts from blind indexes, small cells hidden)"
+    )
+    add_source_arguments(overlap)
+    overlap.add_argument("--json", action="store_true", help="print one JSON object")
+    overlap.add_argument(
+        "--min-cell", type=_positive, metavar="N", help="hide counts under N (default LEDGER_OVERLAP_MIN_CELL, 5)"
+    )
+    overlap.set_defaults(handler=run_overlap)
+    report.add_argument(
+        "--min-cell", type=_positive, metavar="N", help="overlap section: hide counts under N (default 5)"
+    )
 
     export = audit_commands.add_parser(
         "consortium-key", help="print this gateway keystore's consortium key (hex) for an auditor"
@@ -94,7 +121,7 @@ def write_report(report: Report, out: Path, *, formats: str = "both") -> list[Pa
 def run_report(args: argparse.Namespace) -> int:
     from ledger_api.audit.report import build_report
 
-    report = build_report(audit_source.obtain_result(args))
+    report = build_report(audit_source.obtain_result(args), overlap_min_cell=_min_cell(args))
     try:
         written = write_report(report, args.out, formats=args.format)
     except LedgerError as exc:
@@ -108,6 +135,42 @@ def run_report(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0 if report.ok else 1
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _min_cell(args: argparse.Namespace) -> int:
+    from ledger_api.settings import Settings
+
+    given: int | None = args.min_cell
+    return given if given is not None else Settings().overlap_min_cell
+
+
+def run_overlap(args: argparse.Namespace) -> int:
+    from ledger_api.audit.overlap import count_overlap, links_of_records, overlap_report
+
+    min_cell = _min_cell(args)
+    result = audit_source.obtain_result(args)
+    shown = overlap_report(count_overlap(links_of_records(result.records)), min_cell=min_cell)
+    if args.json:
+        print(json.dumps({"source": result.source, "checkpoint_block": result.checkpoint_block,
+                          **shown.to_json_dict()}, ensure_ascii=False))  # fmt: skip
+    else:
+        print(f"audit of {result.source} (chain {result.chain_id}, checkpoint block {result.checkpoint_block})")
+        print(shown.to_text())
+    if not result.ok:
+        print("ledger: the audit found discrepancies: these counts may be incomplete (see ledger audit report)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 def parse_consortium_key(env_var: str) -> bytes:

@@ -6,6 +6,8 @@ three demo organisations, starts the gateway in this process on a loopback port,
 1. the police station, the property company and the neighbourhood committee push records from their
    own export formats (the shared samples through the adapters, else built-in exports) over HTTP,
    and the demo waits for their anchors;
+   then each registers the same residents and flats again (exports built to overlap, since the
+   samples share none), and each department is told how much of its data another already holds;
 2. the police grants the committee access to its incidents for elderly care, on chain;
 3. the committee reads a police incident: masked fields, the access-log entry, both proofs' URLs;
 4. the property company, holding no grant, is refused;
@@ -54,6 +56,7 @@ from ledger_api.cli.demo_data import (
     DepartmentExport,
     department_exports,
     fresh_incident_export,
+    overlap_exports,
 )
 from ledger_api.cli.local_gateway import LocalGateway
 from ledger_api.errors import LedgerError
@@ -182,11 +185,13 @@ def _story(ctx: CliContext, steps: _Steps, *, samples: Path) -> None:
 
 def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Client], *, url: str, samples: Path) -> None:
     pushed = _push_exports(steps, apis, url=url, samples=samples)
+    _collected_twice(steps, apis, url=url)
     target = _incident_for_the_committee(pushed[POLICE])
     police = dev_account(next(o.account for o in DEMO_ORGANISATIONS if o.org_id == POLICE))
     steps("The police grants the committee its incidents in community " + COMMUNITY_B + ", for elderly care")
     grant_id = _grant(chain, police)
     _granted_read(steps, apis, target, grant_id=grant_id, url=url)
+    _print_overlap(apis[COMMITTEE], COMMITTEE, until_covered_by=grant_id)
     _refused_reads(chain, steps, apis, target, police=police, grant_id=grant_id)
     with _within_police_reach(chain, pushed[COMMITTEE]) as hazard:
         _emergency_read(steps, apis, hazard, url=url)
@@ -214,6 +219,55 @@ def _push_exports(
         )
     print(f"    check: GET {url}/v1/records/{pushed[POLICE][-1].assigned_record_id}/status (as {POLICE})")
     return pushed
+
+
+def _collected_twice(steps: _Steps, apis: dict[str, httpx.Client], *, url: str) -> None:
+    """Each department registers the same people and flats again; each is told what others already hold."""
+    steps("The departments register the same residents and flats again (built to overlap: the samples share none)")
+    for export in overlap_exports():
+        records = _push_export(apis[export.owner_org], export)
+        _wait_anchored(apis[export.owner_org], records[-1].assigned_record_id)
+    for org in (COMMITTEE, POLICE, PROPERTY):
+        _print_overlap(apis[org], org)
+    print(f"    check: GET {url}/v1/overlap/mine (as each department); the whole matrix: GET {url}/v1/overlap "
+          "(auditor and admin organisations), or `ledger audit overlap`")  # fmt: skip
+
+
+_KIND_WORDS = {"id_number": "people", "address": "flats"}
+
+
+def _print_overlap(api: httpx.Client, org: str, *, until_covered_by: int | None = None) -> None:
+    """What ``GET /v1/overlap/mine`` tells ``org`` (after the follower has seen ``until_covered_by``)."""
+    deadline = time.monotonic() + ANCHOR_TIMEOUT_S
+    while True:
+        answer = api.get("/v1/overlap/mine")
+        if answer.status_code != 200:
+            raise DemoError(f"{org}'s overlap answered {_problem(answer)}")
+        mine: dict[str, Any] = answer.json()
+        granted = {g for other in mine["others"] for g in other["grants"]}
+        if until_covered_by is None or until_covered_by in granted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for other in mine["others"]:
+        kind = _KIND_WORDS.get(other["kind"], other["kind"])
+        share = other["share_of_mine"]["pct"]
+        grants = ", ".join(f"#{g}" for g in other["grants"])
+        covered = f"grant {grants} covers {_shown(other['covered_by_grants'])}" if grants else "no grant covers them"
+        print(
+            f"    {org}: of its {mine['subjects'][other['kind']]} {kind}, {other['org_id']} already holds "
+            f"{_shown(other['held'])}" + (f" ({share:.1f} %)" if share is not None else "") + f"; today {covered}"
+        )
+    for ask in mine["ask_for"]:
+        kinds = ", ".join(_KIND_WORDS.get(k, k) for k in ask["kinds"])
+        print(
+            f"      could ask {ask['owner_org']} for a grant ({kinds} in {', '.join(ask['communities'])}) "
+            "instead of collecting them again"
+        )
+
+
+def _shown(cell: dict[str, Any]) -> str:
+    """A count cell of an overlap answer as shown: the number, or "< 5" / "hidden" when suppressed."""
+    return str(cell["shown_as"] if cell["suppressed"] else cell["count"])
 
 
 def _granted_read(
@@ -509,6 +563,7 @@ def _audit(ctx: CliContext, steps: _Steps) -> None:
         ["export", "--rpc", ctx.rpc_url, "--out", str(bundle)],
         ["verify", "--bundle", str(bundle)],
         ["report", "--rpc", ctx.rpc_url, "--out", str(report)],
+        ["overlap", "--rpc", ctx.rpc_url],
     ):
         print(f"    $ ledger audit {' '.join(action)}")
         done = subprocess.run(

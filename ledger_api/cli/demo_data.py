@@ -137,3 +137,127 @@ def fresh_incident_export(*, now: datetime) -> DepartmentExport:
 def _incidents_csv(rows: tuple[str, ...]) -> bytes:
     # As the station's case system writes it: GB18030 with CRLF line ends.
     return "\r\n".join((_INCIDENT_HEADER, *rows, "")).encode("gb18030")
+
+
+# --- exports built to overlap -------------------------------------------------------------------------------
+#
+# The shared samples do not share people or flats on purpose: no ID number is in two organisations'
+# files, and their addresses agree only where building and room numbers happen to coincide (under
+# community codes that differ from file to file). The field study found 40-70% of community data
+# collected twice; these three exports are built so that ``ledger demo`` shows that (and the tests can
+# count it exactly):
+#
+# * the committee registers OVERLAP_RESIDENTS residents of 东湖社区 (community B), each in a flat of their own;
+# * the police names residents 0-29 in incidents at their flats in B (even ones with the 15-digit first-
+#   generation ID number), residents 50-55 and 8 other people in incidents at flats in community A;
+# * the property company logs door events at the flats of residents 20-49 (room codes "3-1-502"), and at
+#   12 flats in A, 3 of which the police also names.
+#
+# So: people, committee ∩ police = 30 in B, 36 in all; flats, committee ∩ police = 30, committee ∩ property
+# = 30, police ∩ property = 10 in B and 3 in A (a small cell, shown as "< 5").
+
+OVERLAP_RESIDENTS = 60
+_OVERLAP_AREA = "330102"
+_RESIDENT_HEADER = "姓名,性别,身份证号,联系电话,社区,楼栋,单元,房号,人员类别,重点关爱,登记时间"
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平"
+
+
+def overlap_person(number: int) -> tuple[str, str]:
+    """Person ``number``'s ID number: (18-digit form, 15-digit first-generation form)."""
+    from adapters.parsing.ids import id_check_character
+
+    born = f"{40 + number % 50:02d}{number % 12 + 1:02d}{number % 28 + 1:02d}"
+    sequence = f"{100 + number:03d}"
+    first17 = f"{_OVERLAP_AREA}19{born}{sequence}"
+    return first17 + id_check_character(first17), f"{_OVERLAP_AREA}{born}{sequence}"
+
+
+def _resident_flat(number: int) -> tuple[int, int, str]:
+    """Resident ``number``'s flat in community B: (building, unit, room)."""
+    return number % 4 + 1, number // 4 % 2 + 1, f"{number // 8 + 1}0{number % 4 + 1}"
+
+
+def _flat_in_a(number: int) -> tuple[int, int, str]:
+    return 8, 1, f"{number + 1}01"
+
+
+def _name(number: int) -> str:
+    return _SURNAMES[number % len(_SURNAMES)] + _GIVEN[number * 7 % len(_GIVEN)]
+
+
+def overlap_exports() -> list[DepartmentExport]:
+    """The committee's resident registry, the police's incidents and the property company's door events,
+    built to register the same people and flats (see above)."""
+    return [_overlap_residents(), _overlap_incidents(), _overlap_access_events()]
+
+
+def _overlap_residents() -> DepartmentExport:
+    rows = []
+    for n in range(OVERLAP_RESIDENTS):
+        id18, _ = overlap_person(n)
+        building, unit, room = _resident_flat(n)
+        gender = "男" if int(id18[16]) % 2 else "女"
+        rows.append(f"{_name(n)},{gender},{id18},1380000{n:04d},东湖社区,{building},{unit},{room},户籍,,2025-03-01")
+    return DepartmentExport(
+        owner_org=COMMITTEE,
+        adapter="committee.residents",
+        name="built-in residents_overlap.csv",
+        data=("\ufeff" + "\r\n".join((_RESIDENT_HEADER, *rows, ""))).encode("utf-8"),
+        community_code=COMMUNITY_B,
+        community_codes={"东湖社区": COMMUNITY_B},
+    )
+
+
+def _incident_row(number: int, *, community: str, flat: tuple[int, int, str], id_number: str) -> str:
+    building, unit, room = flat
+    return (
+        f"J7000012025{number:06d},2025-03-{number % 28 + 1:02d} 10:00:00,求助,邻里纠纷,{community},"
+        f"{community}{building}幢{unit}单元{room}室,邻里纠纷，已调解,东湖派出所,已调解,{_name(number + 100)},"
+        f"1390000{number:04d},{id_number}"
+    )
+
+
+def _overlap_incidents() -> DepartmentExport:
+    rows = []
+    for n in range(30):  # residents 0-29 at home in B; even ones with their 15-digit number
+        id18, id15 = overlap_person(n)
+        rows.append(
+            _incident_row(n, community="东湖社区", flat=_resident_flat(n), id_number=id15 if n % 2 == 0 else id18)
+        )
+    for k, n in enumerate(range(50, 56)):  # residents 50-55, met in community A
+        rows.append(_incident_row(n, community="清河社区", flat=_flat_in_a(8 + k), id_number=overlap_person(n)[0]))
+    for k in range(8):  # people the committee does not register, in community A
+        rows.append(
+            _incident_row(200 + k, community="清河社区", flat=_flat_in_a(k), id_number=overlap_person(200 + k)[0])
+        )
+    return DepartmentExport(
+        owner_org=POLICE,
+        adapter="police.incidents",
+        name="built-in incidents_overlap.csv",
+        data=_incidents_csv(tuple(rows)),
+        community_code=COMMUNITY_A,
+        community_codes=POLICE_COMMUNITIES,
+    )
+
+
+def _access_event(number: int, *, community: str, flat: tuple[int, int, str]) -> str:
+    building, unit, room = flat
+    return (
+        f'{{"event_id": "AC7{number:010d}", "ts": "2025-03-10T08:{number % 60:02d}:00+08:00", '
+        f'"community_code": "{community}", "gate": "{building}号楼东门", "credential": "card", '
+        f'"person_ref": "card:7{number:07d}", "room": "{building}-{unit}-{room}", "result": "pass"}}'
+    )
+
+
+def _overlap_access_events() -> DepartmentExport:
+    lines = [_access_event(n, community=COMMUNITY_B, flat=_resident_flat(n)) for n in range(20, 50)]
+    flats_in_a = [*range(3), *range(20, 29)]  # 3 flats the police names too, 9 it does not
+    lines += [_access_event(100 + k, community=COMMUNITY_A, flat=_flat_in_a(k)) for k in flats_in_a]
+    return DepartmentExport(
+        owner_org=PROPERTY,
+        adapter="property.access_events",
+        name="built-in access_events_overlap.jsonl",
+        data="\n".join(lines).encode(),
+        community_code=COMMUNITY_A,
+    )

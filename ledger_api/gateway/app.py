@@ -18,6 +18,7 @@ from ledger_api.gateway.routers import (
     health,
     identity,
     imports,
+    overlap,
     proofs,
     reads,
     records,
@@ -66,6 +67,7 @@ def create_app(services: GatewayServices, *, run_worker: bool = True) -> FastAPI
     app.include_router(feed.router, prefix=API_PREFIX)
     app.include_router(erasure.router, prefix=API_PREFIX)
     app.include_router(review.router, prefix=API_PREFIX)
+    app.include_router(overlap.router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=services.settings.max_body_bytes)
     _publish_body_schemas(app)
     return app

@@ -11,6 +11,10 @@ owner only, and an auditor needs type and community to check a read's scope agai
 manifest's SHA-256 is anchored on chain (``BatchAnchored.manifestHash``), so this metadata is as
 tamper-evident as the leaves. Manifests of format v1 (no metadata) are still read: their leaves get
 ``LeafMetadata()`` (everything unknown).
+
+Format v3 adds, per leaf, the keyed blind indexes of the record's address (kind ``address``), so that an
+auditor can count flats registered by several organisations (``ledger audit overlap``) from storage
+alone, as it counts people by their ID numbers' indexes. A v2 manifest's leaves have no addresses.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from dataclasses import dataclass
 from ledger_api.merkle.rfc9162 import MerkleTree, leaf_hash
 
 LEAF_VERSION = 1
-MANIFEST_FORMAT = "ledger-batch-manifest/v2"
+MANIFEST_FORMAT = "ledger-batch-manifest/v3"
+MANIFEST_FORMAT_V2 = "ledger-batch-manifest/v2"
 MANIFEST_FORMAT_V1 = "ledger-batch-manifest/v1"
-_MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_V1)
+_MANIFEST_FORMATS = (MANIFEST_FORMAT, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1)
 
 
 def _org_bytes32(org_id: str) -> bytes:
@@ -64,6 +69,8 @@ class LeafMetadata:
     community_code: str | None = None
     subjects: tuple[str, ...] = ()
     """Keyed blind indexes (hex HMAC, kind ``id_number``) of the record's subjects' ID numbers."""
+    addresses: tuple[str, ...] = ()
+    """Keyed blind indexes (hex HMAC, kind ``address``) of the record's address (format v3; empty before)."""
 
 
 _NO_METADATA = LeafMetadata()
@@ -90,21 +97,22 @@ class BatchManifest:
         return self.tree().root()
 
     def to_bytes(self) -> bytes:
-        """Format v2: each leaf is ``[record_id, version, ciphertext_hash, commitment, record_type,
-        community_code, [subject blind indexes]]`` (type and community ``null`` when unknown)."""
+        """Format v3: each leaf is ``[record_id, version, ciphertext_hash, commitment, record_type,
+        community_code, [subject blind indexes], [address blind indexes]]`` (type and community ``null``
+        when unknown)."""
         leaves = []
         for index, x in enumerate(self.leaves):
             meta = self.metadata_at(index)
             leaves.append([
                 x.record_id, x.version, x.ciphertext_hash, x.commitment,
-                meta.record_type, meta.community_code, sorted(meta.subjects),
+                meta.record_type, meta.community_code, sorted(meta.subjects), sorted(meta.addresses),
             ])  # fmt: skip
         document = {"format": MANIFEST_FORMAT, "owner_org": self.owner_org, "leaves": leaves}
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BatchManifest:
-        """Read a manifest of format v2 or v1; raises ValueError on anything else."""
+        """Read a manifest of format v3, v2 or v1; raises ValueError on anything else."""
         try:
             document = json.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -119,12 +127,16 @@ class BatchManifest:
                 if document["format"] == MANIFEST_FORMAT_V1:
                     r, v, c, m = item
                 else:
-                    r, v, c, m, record_type, community, subjects = item
+                    if document["format"] == MANIFEST_FORMAT_V2:
+                        (r, v, c, m, record_type, community, subjects), addresses = item, []
+                    else:
+                        r, v, c, m, record_type, community, subjects, addresses = item
                     metadata.append(
                         LeafMetadata(
                             record_type=None if record_type is None else str(record_type),
                             community_code=None if community is None else str(community),
                             subjects=tuple(map(str, subjects)),
+                            addresses=tuple(map(str, addresses)),
                         )
                     )
                 leaves.append(

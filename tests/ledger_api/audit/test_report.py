@@ -34,7 +34,7 @@ def test_top_level_keys_are_the_documented_ones(document: dict[str, Any]) -> Non
     assert list(document) == [
         "format", "summary", "organisations", "matrix", "timeline", "emergency_reads", "discrepancies",
         "anomalies", "anomaly_rules", "admin_granted_reads", "admin_grants", "signer_changes",
-        "refusals",
+        "refusals", "overlap",
     ]  # fmt: skip
     assert document["format"] == REPORT_FORMAT
 

@@ -18,7 +18,7 @@ from tests.ledger_api.audit.report_samples import COMMITTEE, POLICE, PROPERTY, l
 
 SECTIONS = (
     "summary", "organisations", "timeline", "matrix", "emergency", "refusals", "admin-reads", "admin-grants",
-    "signer-changes", "discrepancies", "anomalies",
+    "signer-changes", "discrepancies", "anomalies", "overlap",
 )  # fmt: skip
 SCRIPT_ORG = '<script>document.body.setAttribute("data-pwned", "script")</script>'
 IMG_ORG = "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">"

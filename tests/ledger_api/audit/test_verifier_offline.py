@@ -61,6 +61,25 @@ def test_a_v1_manifest_is_still_read_with_nothing_known_about_its_records() -> N
         BatchManifest.from_bytes(json.dumps({**document, "leaves": [[1, 2]]}).encode())
 
 
+def test_a_v3_manifest_carries_address_blind_indexes_and_a_v2_one_is_still_read_without_them() -> None:
+    meta = LeafMetadata(
+        record_type="resident", community_code="330102002", subjects=("ab" * 32,), addresses=("cd" * 32,)
+    )
+    manifest = BatchManifest(owner_org="PS-XIHU-01", leaves=(leaf(1),), metadata=(meta,))
+    data = manifest.to_bytes()
+    assert json.loads(data)["format"] == "ledger-batch-manifest/v3"
+    assert BatchManifest.from_bytes(data).metadata_at(0).addresses == ("cd" * 32,)
+    v2 = {
+        "format": "ledger-batch-manifest/v2",
+        "owner_org": "PS-XIHU-01",
+        "leaves": [[leaf(1).record_id, 1, leaf(1).ciphertext_hash, leaf(1).commitment, "resident", "330102002",
+                    ["ab" * 32]]],
+    }  # fmt: skip
+    old = BatchManifest.from_bytes(json.dumps(v2).encode())
+    assert old.metadata_at(0) == LeafMetadata(record_type="resident", community_code="330102002", subjects=("ab" * 32,))
+    assert BatchManifest.looks_like_manifest(json.dumps(v2).encode())
+
+
 def test_synthetic_evidence_verifies_clean_and_survives_the_bundle_round_trip() -> None:
     evidence = synthetic_evidence(records=300, entries=250, batch=100, head_every=60)
     result = verify(evidence)

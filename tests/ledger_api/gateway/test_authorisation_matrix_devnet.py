@@ -114,6 +114,8 @@ GET /v1/access-log/entries/{index}/proof | 200   | 200     | 404     | 404     |
 GET /v1/access-log/consistency           | 200   | 200     | 200     | 200     | 200   | 200       | 401
 GET /v1/feed                             | 200+  | 200+    | 200-    | 200-    | 200-  | 200-      | 401
 GET /v1/review/emergency-reads           | 200+  | 200-    | 200-    | 200-    | 200-  | 200-      | 401
+GET /v1/overlap                          | 403   | 403     | 403     | 403     | 403   | 403       | 401
+GET /v1/overlap/mine                     | 200   | 200     | 200     | 200     | 200   | 403       | 401
 """
 # fmt: on
 #: Notes on the cells:
@@ -132,6 +134,9 @@ GET /v1/review/emergency-reads           | 200+  | 200-    | 200-    | 200-    |
 #: - A suspended organisation may not push or import (its signer cannot anchor on chain, so an
 #:   acknowledged write could never be anchored, DESIGN.md invariant 5) nor use the consortium's
 #:   blind-index key: 403. Its key still authenticates (`/v1/me` says who it is).
+#: - The overlap matrix (every organisation's counts) is for auditor and admin organisations only: a department
+#:   gets 403 and asks `/v1/overlap/mine`, counts about its own subjects (never a blind index); a suspended
+#:   organisation gets 403 there too.
 
 READ_OPERATION = "GET /v1/records/{record_id}"
 MISSING_RECORD = "0" * 64
@@ -421,6 +426,14 @@ BUILDERS: dict[str, Builder] = {
         params={"from_size": world.head_sizes[0], "to_size": world.head_sizes[1]},
     ),
     "GET /v1/feed": _shows_target("/v1/feed", after=0),
+    "GET /v1/overlap": _plain("GET", "/v1/overlap"),
+    "GET /v1/overlap/mine": lambda world, _caller: Call(
+        method="GET",
+        url="/v1/overlap/mine",
+        check=lambda answer: (
+            [f"a blind index in the answer: {answer.text[:200]}"] if world.blind_index in answer.text else []
+        ),
+    ),
     "GET /v1/review/emergency-reads": lambda world, _caller: Call(
         method="GET", url="/v1/review/emergency-reads", params={"limit": 1000}, subject=world.emergency_request
     ),
@@ -545,7 +558,7 @@ def test_every_endpoint_answers_every_caller_as_the_table_says(world: World) -> 
     )
     print(f"\nauthorisation matrix: {summary}")
     assert not problems, f"{summary}\n{render(observed, CALLERS)}\n" + "\n".join(problems)
-    assert cells == len(expected) * len(CALLERS) == 140
+    assert cells == len(expected) * len(CALLERS) == 154
 
 
 # --- what a refusal tells, and the bounds of break-glass reads ----------------------------------------------
