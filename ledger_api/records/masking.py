@@ -188,8 +188,22 @@ class Sensitive:
     rule: Rule
 
 
-def _secrets(record: Mapping[str, Any]) -> list[tuple[re.Pattern[str], str]]:
-    """(pattern, kind) of the record's own maskable values and of the forms they are rebuilt from."""
+def _id_forms(id_number: str) -> Iterator[tuple[re.Pattern[str], str]]:
+    """An 18-character ID number and the forms it is rebuilt from in text."""
+    yield re.compile(re.escape(id_number)), "id_number"
+    # The birth date's digits, standing alone (inside a longer number they are a coincidence).
+    yield re.compile(rf"(?<![0-9]){id_number[6:14]}(?![0-9])"), "id_number"
+    # ... and written as a date (1986-07-21, 1986/7/21, 1986年7月21日).
+    year, month, day = id_number[6:10], id_number[10:12].lstrip("0"), id_number[12:14].lstrip("0")
+    yield re.compile(rf"(?<![0-9]){year}[-/.年]0?{month}[-/.月]0?{day}(?![0-9])"), "id_number"
+    if id_number[6:8] == "19":  # its first-generation (15-digit) form
+        yield re.compile(re.escape(id_number[:6] + id_number[8:17])), "id_number"
+
+
+def _secrets(record: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, kind) of the record's maskable values: its subjects' ID numbers and phones, and any ID
+    number quoted in its text, with the forms they are rebuilt from."""
+    id_numbers: set[str] = set()
     found: list[tuple[re.Pattern[str], str]] = []
     subjects = record.get("subjects")
     for subject in subjects if isinstance(subjects, list) else ():
@@ -197,25 +211,30 @@ def _secrets(record: Mapping[str, Any]) -> list[tuple[re.Pattern[str], str]]:
             continue
         id_number, phone = subject.get("id_number"), subject.get("phone")
         if isinstance(id_number, str) and len(id_number) == 18:
-            found.append((re.compile(re.escape(id_number)), "id_number"))
-            # The birth date's digits, standing alone (inside a longer number they are a coincidence).
-            found.append((re.compile(rf"(?<![0-9]){id_number[6:14]}(?![0-9])"), "id_number"))
-            if id_number[6:8] == "19":  # its first-generation (15-digit) form
-                found.append((re.compile(re.escape(id_number[:6] + id_number[8:17])), "id_number"))
+            id_numbers.add(id_number)
         if isinstance(phone, str) and len(phone) >= 7:
             found.append((re.compile(re.escape(phone)), "phone"))
+    for leaf in leaves(record):
+        text = _fold(leaf.value) if leaf.pattern not in _STRUCTURAL else None
+        id_numbers.update(number for _, number in _id_shaped(text or ""))
+    for id_number in sorted(id_numbers):
+        found.extend(_id_forms(id_number))
     return found
+
+
+def _id_shaped(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """Each valid GB 11643 number in ``text`` (18 characters, or 15 digits) with its 18-character form."""
+    for match in _ID_SHAPED.finditer(text):
+        try:
+            yield match, normalise_id_number(match.group())
+        except ValueError:
+            continue
 
 
 def _hits(text: str, secrets: list[tuple[re.Pattern[str], str]]) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every masked value, or value shaped like one, in ``text`` (NFKC-folded)."""
     spans = [(m.start(), m.end(), kind) for pattern, kind in secrets for m in pattern.finditer(text)]
-    for match in _ID_SHAPED.finditer(text):
-        try:
-            normalise_id_number(match.group())
-        except ValueError:
-            continue
-        spans.append((match.start(), match.end(), "id_number"))
+    spans += [(m.start(), m.end(), "id_number") for m, _ in _id_shaped(text)]
     spans += [(m.start(), m.end(), "phone") for m in _MOBILE_SHAPED.finditer(text)]
     return spans
 
