@@ -63,15 +63,17 @@ def test_a_masked_read_of_a_resident_hides_its_id_number_everywhere_and_still_ve
     client: TestClient, ledger_home: Ledger
 ) -> None:
     records = residents()
-    assert client.post("/v1/records", json=payload(records), headers=ledger_home.auth(COMMITTEE)).status_code == 202
+    pushed = client.post("/v1/records", json=payload(records), headers=ledger_home.auth(COMMITTEE))
+    assert pushed.status_code == 202, pushed.text
     target = records[0]
+    record_id = pushed.json()["records"][0]["record_id"]  # the id the owner's gateway gave it
     id_number = target.subjects[0].id_number
     assert id_number is not None
     assert target.source.native_id == id_number
     grant_id = grant(ledger_home, grantee=PROPERTY, purpose=Purpose.PROPERTY_MANAGEMENT, record_type="resident",
                      community=target.community_code)  # fmt: skip
 
-    answer = read(client, ledger_home, PROPERTY, target.record_id, purpose="property_management", grant=grant_id)
+    answer = read(client, ledger_home, PROPERTY, record_id, purpose="property_management", grant=grant_id)
     assert answer.status_code == 200, answer.text  # type: ignore[attr-defined]
     body = answer.json()  # type: ignore[attr-defined]
     text = json.dumps(body["record"], ensure_ascii=False)
@@ -98,8 +100,9 @@ def test_a_version_sealed_under_v2_before_v3_still_opens_and_verifies(
         before_v3.setattr(ingest, "RECORD_COMMITMENT", V2_COMMITMENT)
         pushed = client.post("/v1/records", json=payload([hazard]), headers=ledger_home.auth(COMMITTEE))
     assert pushed.status_code == 202, pushed.text
+    record_id = pushed.json()["records"][0]["record_id"]
 
-    owner = read(client, ledger_home, COMMITTEE, hazard.record_id, purpose="audit").json()  # type: ignore[attr-defined]
+    owner = read(client, ledger_home, COMMITTEE, record_id, purpose="audit").json()  # type: ignore[attr-defined]
     assert CanonicalRecord.model_validate(owner["record"]) == hazard
     opening = CommitmentOpening.from_json(owner["anchor"]["opening"])
     assert opening.scheme == V2_SCHEME
@@ -108,7 +111,7 @@ def test_a_version_sealed_under_v2_before_v3_still_opens_and_verifies(
     # A grantee's masked copy (the grid member's phone withheld) opens the v2 commitment as before.
     grant_id = grant(ledger_home, grantee=POLICE, purpose=Purpose.COMMUNITY_GOVERNANCE, record_type="hazard_report",
                      community=hazard.community_code)  # fmt: skip
-    body = read(client, ledger_home, POLICE, hazard.record_id, purpose="community_governance", grant=grant_id).json()  # type: ignore[attr-defined]
+    body = read(client, ledger_home, POLICE, record_id, purpose="community_governance", grant=grant_id).json()  # type: ignore[attr-defined]
     assert body["masked_fields"] == ["subjects[0].phone"]
     assert hazard.subjects[0].phone not in json.dumps(body["record"])
     opening = CommitmentOpening.from_json(body["anchor"]["opening"])
