@@ -136,10 +136,13 @@ class AdapterBase:
                 attrs[key] = value
                 sensitivity[f"attributes.{key}"] = Sensitivity.PERSONAL
         owner = meta.context.owner_org
+        record_id_key = meta.context.record_id_key
         # One validation pass over plain data is cheaper than building each sub-model separately.
         return CanonicalRecord.model_validate(
             {
-                "record_id": derive_record_id(owner, self.record_type, meta.native_id),
+                "record_id": derive_record_id(record_id_key, owner, self.record_type, meta.native_id)
+                if record_id_key
+                else None,
                 "record_type": self.record_type,
                 "community_code": community_code,
                 "owner_org": owner,

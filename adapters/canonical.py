@@ -5,8 +5,13 @@ A record is a frozen pydantic model; its JSON form is published as JSON Schema (
 
 Identity and versions:
 
-* ``record_id`` = :func:`derive_record_id` (owner, type, native id): pushing the same export twice
-  yields the same ids, so it creates nothing new.
+* ``record_id`` = :func:`derive_record_id` (key, owner, type, native id), an HMAC under a secret of the
+  owner organisation (DESIGN.md, Privacy): pushing the same export twice yields the same ids, so it
+  creates nothing new, and nobody without the owner's key can test a guessed native id (a resident's
+  native id is an ID number) against an id seen in a blob header, manifest or listing. Only the owner's
+  gateway holds the key, so it assigns the id on push: a record built without the key (``ledger import``
+  on a department machine) carries ``record_id = None``. Records stored before keyed ids keep their
+  unkeyed id (:func:`derive_legacy_record_id`, scheme "v1"); the gateway finds them by it.
 * :meth:`CanonicalRecord.content_fingerprint` hashes the canonical JSON without ``source.file`` and
   ``source.row``: the same record re-exported in another file or at another row is not a new version;
   changed content is.
@@ -27,9 +32,8 @@ import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -37,11 +41,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    ValidationError,
+    WithJsonSchema,
     field_validator,
-    model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from adapters.parsing.ids import normalise_id_number as _normalise_id_number
 from adapters.parsing.location import normalise_address_text
@@ -49,6 +52,7 @@ from adapters.parsing.location import normalise_address_text
 __all__ = [
     "CODE_MAX_LENGTH",
     "DEFAULT_SENSITIVITY",
+    "RECORD_ID_KEY_SIZE",
     "SCHEMA_ID",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
@@ -60,6 +64,7 @@ __all__ = [
     "Subject",
     "blind_index",
     "canonical_json",
+    "derive_legacy_record_id",
     "derive_record_id",
     "normalise_address",
     "normalise_id_number",
@@ -70,7 +75,13 @@ __all__ = [
 SCHEMA_VERSION: Final = "1.0"
 SCHEMA_ID = f"urn:community-safety-ledger:schema:canonical-record:{SCHEMA_VERSION}"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / f"canonical-record-{SCHEMA_VERSION}.json"
-_RECORD_ID_DOMAIN = b"ledger/record-id/v1\x00"
+#: Keyed record ids (scheme "v2"): HMAC-SHA256 under the owner's record-id key.
+_RECORD_ID_DOMAIN = b"ledger/record-id/v2\x00"
+#: Unkeyed record ids of records stored before keyed ids (scheme "v1"): SHA-256, guessable.
+_LEGACY_RECORD_ID_DOMAIN = b"ledger/record-id/v1\x00"
+#: Bytes of an organisation's record-id key (the HMAC-SHA256 block output size; RFC 2104 §3).
+RECORD_ID_KEY_SIZE: Final = 32
+_RECORD_ID_PATTERN: Final = r"^[0-9a-f]{64}$"
 _BLIND_INDEX_DOMAIN = b"ledger/blind-index/v1\x00"
 _CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -163,7 +174,17 @@ class CanonicalRecord(BaseModel):
     )
 
     schema_version: Literal["1.0"] = SCHEMA_VERSION
-    record_id: str = Field(pattern=r"^[0-9a-f]{64}$", description="derive_record_id(owner, type, native id)")
+    record_id: Annotated[
+        str | None,
+        # One schema for "string of 64 hex digits, or null", with the pattern at the top where readers look.
+        WithJsonSchema({"type": ["string", "null"], "pattern": _RECORD_ID_PATTERN}),
+    ] = Field(
+        default=None,
+        pattern=_RECORD_ID_PATTERN,
+        description="HMAC of (owner, type, native id) under the owner organisation's record-id key, assigned by "
+        "the owner's gateway on push: null (or omitted) to have it assigned, else it must be the id the gateway "
+        "assigns",
+    )
     record_type: RecordType
     community_code: str = Field(
         min_length=1,
@@ -202,26 +223,15 @@ class CanonicalRecord(BaseModel):
     def _to_china_time(cls, value: datetime) -> datetime:
         return value.astimezone(_CHINA_TZ)
 
-    @model_validator(mode="after")
-    def _check_record_id(self) -> CanonicalRecord:
-        expected = derive_record_id(self.owner_org, self.record_type, self.source.native_id)
-        if self.record_id != expected:
-            # Raised as a field error so that callers can point at `record_id`, not at the whole record.
-            raise ValidationError.from_exception_data(
-                "CanonicalRecord",
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError(
-                            "record_id_mismatch",
-                            "record_id does not match derive_record_id(owner_org, record_type, native_id) = {expected}",
-                            {"expected": expected},
-                        ),
-                        loc=("record_id",),
-                        input=self.record_id,
-                    )
-                ],
+    @property
+    def assigned_record_id(self) -> str:
+        """The record id, for code that only handles records whose id the owner's gateway has assigned."""
+        if self.record_id is None:
+            raise ValueError(
+                f"record {self.source.native_id!r} of {self.owner_org} has no record_id yet: "
+                "the owner's gateway assigns it on push"
             )
-        return self
+        return self.record_id
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (datetimes as ISO 8601 strings with +08:00)."""
@@ -256,20 +266,32 @@ def _length_prefixed(*parts: str) -> bytes:
     return b"".join(chunks)
 
 
-def derive_record_id(owner_org: str, record_type: RecordType | str, native_id: str) -> str:
-    """The record id (64 lowercase hex, a bytes32 on chain).
+def _kind(record_type: RecordType | str) -> str:
+    return record_type.value if isinstance(record_type, RecordType) else RecordType(record_type).value
 
-    SHA-256 over a domain tag and the length-prefixed parts, so that no two different
-    (owner, type, native id) triples share an encoding ("a|b" + "c" vs "a" + "b|c").
+
+def derive_record_id(key: bytes, owner_org: str, record_type: RecordType | str, native_id: str) -> str:
+    """The record id (64 lowercase hex, a bytes32 on chain): HMAC-SHA256 under the owner's record-id key.
+
+    Keyed (RFC 2104) because native ids can be guessed: a resident's native id is an ID number, and with a
+    region code and a birth year an unkeyed hash gives it back in seconds. Domain tag and length-prefixed
+    parts, so that no two different (owner, type, native id) triples share an encoding ("a|b" + "c" vs
+    "a" + "b|c").
     """
-    kind = record_type.value if isinstance(record_type, RecordType) else RecordType(record_type).value
-    return _derive_record_id(owner_org, kind, native_id)
+    if len(key) < RECORD_ID_KEY_SIZE:
+        raise ValueError(f"a record-id key has at least {RECORD_ID_KEY_SIZE} bytes, got {len(key)}")
+    message = _RECORD_ID_DOMAIN + _length_prefixed(owner_org, _kind(record_type), native_id)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-@lru_cache(maxsize=256)
-def _derive_record_id(owner_org: str, kind: str, native_id: str) -> str:
-    # Cached: an adapter derives the id and the model validator checks it right after.
-    return hashlib.sha256(_RECORD_ID_DOMAIN + _length_prefixed(owner_org, kind, native_id)).hexdigest()
+def derive_legacy_record_id(owner_org: str, record_type: RecordType | str, native_id: str) -> str:
+    """The unkeyed id (scheme "v1") records stored before keyed ids carry: SHA-256 of the same parts.
+
+    Anyone can compute it, so it is never assigned to a new record; the owner's gateway uses it only to find a
+    record stored under it, so that re-importing an old export stays idempotent.
+    """
+    message = _LEGACY_RECORD_ID_DOMAIN + _length_prefixed(owner_org, _kind(record_type), native_id)
+    return hashlib.sha256(message).hexdigest()
 
 
 def record_json_schema() -> dict[str, Any]:

@@ -43,7 +43,10 @@ class ImportContext:
     * ``as_of`` — the time a snapshot export (the resident registry) describes; used as
       ``occurred_at`` when the file has no time column. Without it such files are refused rather
       than stamped with the import time, which would make every re-import a new version;
-    * ``limits`` — what one file may cost to parse (:class:`~adapters.limits.InputLimits`).
+    * ``limits`` — what one file may cost to parse (:class:`~adapters.limits.InputLimits`);
+    * ``record_id_key`` — the owner's record-id key, when the importer holds it (the owner's gateway):
+      records then carry their keyed id (:func:`~adapters.canonical.derive_record_id`). Without it
+      (a department machine) ``record_id`` is ``None`` and the owner's gateway assigns it on push.
     """
 
     owner_org: str
@@ -52,6 +55,7 @@ class ImportContext:
     file_name: str | None = None
     as_of: datetime | None = None
     limits: InputLimits = field(default_factory=InputLimits)
+    record_id_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.owner_org:

@@ -105,8 +105,19 @@ class GatewayClient:
         result: dict[str, Any] = self._request("GET", f"/records/{record_id}/status")
         return result
 
-    def read(self, record_id: str, *, purpose: str, grant: int | None = None) -> dict[str, Any]:
+    def read(
+        self,
+        record_id: str,
+        *,
+        purpose: str,
+        grant: int | None = None,
+        reason_class: str | None = None,
+        reason: str | None = None,
+        incident_ref: str | None = None,
+    ) -> dict[str, Any]:
         """Read a record (logged) and check it, masked fields included, against its content commitment.
+
+        An emergency read without a grant states ``reason_class``, ``reason`` and ``incident_ref``.
 
         Without a chain node (``rpc_url``) the commitment checked is the one the answer names. With one, that
         commitment must also be the record's leaf in ``GET /records/{id}/proof``, whose RFC 9162 inclusion is
@@ -114,8 +125,8 @@ class GatewayClient:
         (:class:`RecordNotOnChain` otherwise). A version not anchored yet answers 409
         (:class:`GatewayClientError`): retry once it is."""
         params: dict[str, str | int] = {"purpose": purpose}
-        if grant is not None:
-            params["grant"] = grant
+        stated = {"grant": grant, "reason_class": reason_class, "reason": reason, "incident_ref": incident_ref}
+        params.update({name: value for name, value in stated.items() if value is not None})
         body: dict[str, Any] = self._request("GET", f"/records/{record_id}", params=params)
         anchor = body["anchor"]
         if not verify_opening(body["record"], CommitmentOpening.from_json(anchor["opening"]), anchor["commitment"]):

@@ -2,7 +2,8 @@
 
 Used by ``ledger demo``, ``ledger bench`` and the tests, always on the devnet: organisations sign
 with dev accounts and their HPKE keys are derived from fixed seeds, so a re-run against a persisted
-devnet finds everything already in place.
+devnet finds everything already in place. Their record-id keys are the published demo keys
+(:func:`ledger_api.crypto.keystore.demo_record_id_key`), which a gateway outside demo mode refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ledger_api.chain.devnet import dev_account
 from ledger_api.chain.signers import LOG_WRITER_ID, SignerStore
 from ledger_api.chain.transactor import Transactor
 from ledger_api.crypto import hpke
-from ledger_api.crypto.keystore import OrgKeystore
+from ledger_api.crypto.keystore import OrgKeystore, demo_record_id_key
 from ledger_api.crypto.keystore_secret import master_secret
 from ledger_api.index.apikeys import replace_key
 from ledger_api.index.database import make_engine
@@ -92,6 +93,7 @@ def provision(
     registered = {org.org_id: org for org in (*organisations, *auditors)}  # a caller may list an auditor too
     for org in registered.values():
         if org.org_id not in enrolled:
+            keystore.import_record_id_key(org.org_id, demo_record_id_key(org.org_id))
             keystore.import_key(org.org_id, demo_private_key(org.org_id), key_index=0)
         if org.org_id not in known_signers:
             signers.put(org.org_id, dev_account(org.account))

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger_api.access.decision import EMERGENCY_READS_PER_HOUR
 from ledger_api.errors import ConfigurationError
 
 MAX_API_KEY_CACHE_S = 5.0
@@ -66,10 +67,18 @@ class Settings(BaseSettings):
     effect within it (at most 5 s), one by this process at once; 0 looks every key up on every request."""
     access_log_max_backlog_s: float = Field(default=120.0, gt=0)
     """Reads are refused (503) while the oldest access entry no anchored tree head covers is older than this."""
+    staging_grace_s: float = Field(default=3600.0, ge=60)
+    """A staged blob no index row names is discarded once older than this (ledger_api.records.staging): long
+    enough that no push still in flight, here or in another instance, loses its blobs; hence at least 60 s."""
+    staging_sweep_s: float = Field(default=300.0, gt=0)
+    """How often the gateway sweeps the staging area (it also does at start-up, before serving)."""
     blind_index_per_minute: float = Field(default=30.0, gt=0)
     """Blind-index look-ups one organisation may make per minute (bursts of ``blind_index_burst``): the
     endpoint turns any ID number into the key records are linked by, so an unlimited one is a guessing oracle."""
     blind_index_burst: int = Field(default=20, ge=1)
+    emergency_per_hour: int = Field(default=EMERGENCY_READS_PER_HOUR, ge=1, le=10_000)
+    """Break-glass reads (emergency, no grant) one organisation may make an hour, all at once if need be
+    (429 beyond; ``ledger audit verify --emergency-per-hour`` holds the log to the same bound)."""
     follower_max_lag_s: float = Field(default=3.0, gt=0, le=300)
     """Listings, the feed, subject links and record proofs answer from the chain follower's view of grants
     and organisations: when it was last confirmed at the node's head longer ago than this (and cannot be

@@ -21,15 +21,20 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
+    "EMERGENCY_READS_PER_HOUR",
     "AccessDecision",
     "AccessRequest",
+    "EmergencyReason",
     "GrantScope",
     "GrantTerms",
     "Moment",
     "Purpose",
     "ScopeMiss",
     "active_at",
+    "communities_at",
+    "covers_record",
     "decide",
+    "emergency_in_reach",
     "record_key",
     "scope_miss",
     "standing",
@@ -66,6 +71,43 @@ class Purpose(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+#: Break-glass reads one organisation may make an hour by default (``LEDGER_EMERGENCY_PER_HOUR`` on the
+#: gateway, ``--emergency-per-hour`` for the auditor, who holds the log to the same bound).
+EMERGENCY_READS_PER_HOUR = 10
+
+
+class EmergencyReason(enum.StrEnum):
+    """Why a break-glass read (an emergency read naming no grant) is made: a fixed vocabulary, so that the
+    identifiers it shows in clear follow from the class (:attr:`reveals`), never from the reader's say."""
+
+    LIFE_THREAT = "life_threat"
+    MISSING_PERSON = "missing_person"
+    FIRE_OR_HAZARD = "fire_or_hazard"
+    PUBLIC_ORDER = "public_order"
+    OTHER = "other"
+
+    @classmethod
+    def parse(cls, text: str) -> EmergencyReason:
+        try:
+            return cls(text.strip().lower().replace("-", "_").replace(" ", "_"))
+        except ValueError:
+            raise ValueError(f"unknown emergency reason class {text!r}; expected one of {cls.names()}") from None
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [reason.value for reason in cls]
+
+    @property
+    def reveals(self) -> frozenset[str]:
+        """The identifier kinds a break-glass read of this class shows in clear: finding a person needs
+        their ID number; any emergency may need to call someone; everything else stays masked."""
+        if self in (EmergencyReason.LIFE_THREAT, EmergencyReason.MISSING_PERSON):
+            return frozenset({"id_number", "phone"})
+        if self is EmergencyReason.FIRE_OR_HAZARD:
+            return frozenset({"phone"})
+        return frozenset()
 
 
 class AccessDecision(enum.IntEnum):
@@ -252,6 +294,37 @@ def decide(grant: GrantTerms | None, request: AccessRequest, *, moment: Moment, 
     if scope_miss(grant, request) is not None:
         return AccessDecision.OUT_OF_SCOPE
     return _suspension(request.owner_org, request.grantee_org, suspended)
+
+
+def covers_record(grant: GrantTerms | None, request: AccessRequest, *, moment: Moment) -> bool:
+    """Does the grant a caller presents speak of this record at all: known at ``moment``, made to the
+    caller by the record's owner, and its scope (record, types, communities) takes the record in, whatever
+    its purpose, validity or the suspensions? Only then may a refusal say why (403): a caller it does not
+    cover learns nothing a missing record would not tell it (DESIGN.md invariant 8)."""
+    return (
+        grant is not None
+        and _known(grant, moment)
+        and grant.grantee_org == request.grantee_org
+        and grant.owner_org == request.owner_org
+        and scope_miss(grant, request) is None
+    )
+
+
+def emergency_in_reach(reader_communities: Set[str] | Sequence[str], community_code: str) -> bool:
+    """May a break-glass read reach a record of ``community_code``? Only in a community the reader serves
+    (DESIGN.md, Privacy): the registry's community codes of the reading organisation."""
+    return community_code in reader_communities
+
+
+def communities_at(history: Sequence[tuple[int, Sequence[str]]], block: int) -> frozenset[str]:
+    """The community codes an organisation served at the end of ``block``; ``history`` is (block, codes
+    from that block on) from registration on, in chain order. Empty before registration."""
+    served: frozenset[str] = frozenset()
+    for at, codes in history:
+        if at > block:
+            break
+        served = frozenset(codes)
+    return served
 
 
 def active_at(suspensions: Sequence[tuple[int, bool]], block: int) -> bool:

@@ -37,6 +37,11 @@ class RateLimit:
         if self.per_minute <= 0 or self.burst < 1:
             raise ValueError("a rate limit needs per_minute > 0 and burst >= 1")
 
+    @classmethod
+    def per_hour(cls, calls: int) -> RateLimit:
+        """``calls`` an hour, all of them at once if need be (a bucket of ``calls`` refilled over the hour)."""
+        return cls(per_minute=calls / 60.0, burst=calls)
+
 
 class RateLimiter:
     """Thread-safe token buckets, one per key (an organisation id)."""
@@ -48,12 +53,17 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> None:
-        """Use one call of ``key``'s allowance, or raise :class:`RateLimited`."""
+    def take(self, key: str, *, when: float | None = None) -> None:
+        """Use one call of ``key``'s allowance, or raise :class:`RateLimited`.
+
+        ``when`` is the moment of the call on the limiter's clock (default: now). Passing it lets a call be
+        timed once and that time be logged, so that an auditor replaying the logged times through the same
+        buckets finds the very same answers; a moment before the bucket's last one counts as that one."""
         rate = self._limit.per_minute / 60.0
         with self._lock:
-            now = self._clock()
+            now = self._clock() if when is None else when
             tokens, at = self._buckets.get(key, (float(self._limit.burst), now))
+            now = max(now, at)
             tokens = min(float(self._limit.burst), tokens + (now - at) * rate)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)

@@ -1,6 +1,7 @@
 """The audit bundle: the whole evidence of an audit in one file, checkable with no network at all.
 
-Format ``ledger-audit-bundle/v2`` (``v1`` bundles, without the two admin sections, still read): a gzip
+Format ``ledger-audit-bundle/v3`` (``v2`` bundles, without the community histories, and ``v1`` bundles,
+without the two admin sections either, still read): a gzip
 stream of UTF-8 text lines (RFC 1952 gzip; JSON per RFC 8259, ASCII only)::
 
     line 0    the header: {"format", "chain_id", "checkpoint_block", "checkpoint_hash", "deployment_block",
@@ -23,6 +24,8 @@ Sections (JSON arrays of arrays, hex strings without ``0x``):
   timestamp]`` (``GrantCreated``/``GrantRevoked`` with ``byAdmin``)
 * ``signer_changes`` (v2) ``[org_id, step, by, new_signer, previous_signer, effective_at|null, block, tx,
   log_index, timestamp]`` (the ``OrganisationSignerChange*`` / ``OrganisationSignerChanged`` events)
+* ``communities`` (v3) ``[org_id, [[block, [codes]], …]]`` (the community codes each organisation served,
+  from ``OrganisationRegistered`` / ``OrganisationCommunitiesChanged``: what a break-glass read may reach)
 
 Evidence digests: ``D`` = SHA-256 of a section's JSON text exactly as written (and of the header's
 canonical JSON without ``evidence``); ``R`` = the RFC 9162 root over the leaves ``"<name>:<D>"``
@@ -73,6 +76,7 @@ from ledger_api.merkle import leaf_hash, root_from_leaf_hashes
 __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_V1",
+    "BUNDLE_FORMAT_V2",
     "SECTIONS",
     "BundleDocument",
     "cross_check",
@@ -82,7 +86,8 @@ __all__ = [
     "write_bundle",
 ]
 
-BUNDLE_FORMAT = "ledger-audit-bundle/v2"
+BUNDLE_FORMAT = "ledger-audit-bundle/v3"
+BUNDLE_FORMAT_V2 = "ledger-audit-bundle/v2"
 BUNDLE_FORMAT_V1 = "ledger-audit-bundle/v1"
 SECTIONS_V1 = (
     "organisations",
@@ -96,9 +101,11 @@ SECTIONS_V1 = (
     "log_problems",
 )
 ADMIN_SECTIONS = ("admin_grants", "signer_changes")
-SECTIONS = (*SECTIONS_V1, *ADMIN_SECTIONS)
+SECTIONS_V2 = (*SECTIONS_V1, *ADMIN_SECTIONS)
+COMMUNITY_SECTIONS = ("communities",)
+SECTIONS = (*SECTIONS_V2, *COMMUNITY_SECTIONS)
 CHAIN_SECTIONS = ("organisations", "grants", "receipts", "tree_heads")
-_FORMATS = {BUNDLE_FORMAT: SECTIONS, BUNDLE_FORMAT_V1: SECTIONS_V1}
+_FORMATS = {BUNDLE_FORMAT: SECTIONS, BUNDLE_FORMAT_V2: SECTIONS_V2, BUNDLE_FORMAT_V1: SECTIONS_V1}
 
 
 def _sections_of(header: dict[str, Any]) -> tuple[str, ...]:
@@ -167,6 +174,10 @@ def _sections(evidence: Evidence) -> dict[str, Any]:
             [c.org_id, c.step, c.by, c.new_signer, c.previous_signer, c.effective_at, c.block_number, c.transaction,
              c.log_index, c.timestamp]
             for c in chain.signer_changes
+        ],
+        "communities": [
+            [org_id, [[block, list(codes)] for block, codes in history]]
+            for org_id, history in sorted(chain.communities.items())
         ],
     }  # fmt: skip
 
@@ -252,6 +263,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
         )
         for o, st, by, n, p, at, b, t, i, ts in rows
     ),
+    "communities": lambda rows: {
+        str(o): tuple((int(b), tuple(map(str, codes))) for b, codes in history) for o, history in rows
+    },
 }  # fmt: skip
 
 
@@ -295,7 +309,7 @@ class BundleDocument:
         except ValueError as exc:
             raise BundleUnreadable(f"the bundle's header is not JSON: {exc}") from None
         if not isinstance(header, dict) or header.get("format") not in _FORMATS:
-            raise BundleUnreadable(f"not a {BUNDLE_FORMAT_V1} bundle, nor a {BUNDLE_FORMAT} one")
+            raise BundleUnreadable(f"not a {BUNDLE_FORMAT_V1} bundle, nor a {BUNDLE_FORMAT_V2} or {BUNDLE_FORMAT} one")
         sections = _sections_of(header)
         texts: dict[str, str] = {}
         for line in lines[1:]:
@@ -371,7 +385,7 @@ def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, lis
 
     _check_digests(document, mismatch)
     sections = _sections_of(document.header)
-    values: dict[str, Any] = {name: _PARSERS[name]([]) for name in ADMIN_SECTIONS}
+    values: dict[str, Any] = {name: _PARSERS[name]([]) for name in (*ADMIN_SECTIONS, *COMMUNITY_SECTIONS)}
     for name in sections:
         try:
             values[name] = _PARSERS[name](json.loads(document.texts[name]))
@@ -393,7 +407,9 @@ def decode_bundle(data: bytes, *, source: str = "bundle") -> tuple[Evidence, lis
             block_times=values["block_times"],
             admin_grants=values["admin_grants"],
             signer_changes=values["signer_changes"],
-            admin_events_known=sections == SECTIONS,
+            admin_events_known=set(ADMIN_SECTIONS) <= set(sections),
+            communities=values["communities"],
+            communities_known=set(COMMUNITY_SECTIONS) <= set(sections),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleUnreadable(f"the bundle's header is incomplete: {exc}") from None
@@ -446,12 +462,20 @@ def _as_of(chain: ChainFacts, block: int) -> dict[str, list[str]]:
             block_times={},
             admin_grants=tuple(a for a in chain.admin_grants if a.block_number <= block),
             signer_changes=tuple(c for c in chain.signer_changes if c.block_number <= block),
+            communities={
+                org_id: tuple(step for step in history if step[0] <= block)
+                for org_id, history in chain.communities.items()
+                if history and history[0][0] <= block
+            },
         ),
         storage=StorageFacts(manifests={}, blobs=(), entries=()),
         source="",
     )
     sections = _sections(evidence)
-    return {name: sorted(_json(row) for row in sections[name]) for name in (*CHAIN_SECTIONS, *ADMIN_SECTIONS)}
+    return {
+        name: sorted(_json(row) for row in sections[name])
+        for name in (*CHAIN_SECTIONS, *ADMIN_SECTIONS, *COMMUNITY_SECTIONS)
+    }
 
 
 def cross_check(bundle: Evidence, node: ChainFacts, *, url: str, node_checkpoint_hash: str | None) -> list[Discrepancy]:
@@ -473,8 +497,13 @@ def cross_check(bundle: Evidence, node: ChainFacts, *, url: str, node_checkpoint
             f"block {block} is {node_checkpoint_hash} on the node, {bundle.chain.checkpoint_hash} in the bundle",
         )
     mine, theirs = _as_of(bundle.chain, block), _as_of(node, block)
-    # A v1 bundle holds no admin actions: nothing to compare them with.
-    for name in (*CHAIN_SECTIONS, *ADMIN_SECTIONS) if bundle.chain.admin_events_known else CHAIN_SECTIONS:
+    # A v1 bundle holds no admin actions, a v2 one no community histories: nothing to compare them with.
+    compared = (
+        *CHAIN_SECTIONS,
+        *(ADMIN_SECTIONS if bundle.chain.admin_events_known else ()),
+        *(COMMUNITY_SECTIONS if bundle.chain.communities_known else ()),
+    )
+    for name in compared:
         only_bundle = sorted(set(mine[name]) - set(theirs[name]))
         only_node = sorted(set(theirs[name]) - set(mine[name]))
         if only_bundle or only_node:

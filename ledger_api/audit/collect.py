@@ -120,6 +120,7 @@ def collect_chain(*, rpc: JsonRpc, deployment: Deployment) -> ChainFacts:
         block_times=block_times,
         admin_grants=admin_grants,
         signer_changes=signer_changes,
+        communities={org.org_id: org.community_history for org in follower.organisations()},
     )
 
 

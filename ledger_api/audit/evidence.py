@@ -85,6 +85,11 @@ class ChainFacts:
     """The signer-change events of the organisation registry, in chain order."""
     admin_events_known: bool = True
     """False when the evidence predates admin actions (a ``v1`` bundle)."""
+    communities: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = field(default_factory=dict, repr=False)
+    """Organisation id → (block, the community codes it serves from that block on), from registration on."""
+    communities_known: bool = True
+    """False when the evidence predates community histories (a ``v1`` or ``v2`` bundle): the communities a
+    break-glass read may reach cannot be checked then."""
 
 
 @dataclass(frozen=True, kw_only=True)

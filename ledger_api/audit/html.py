@@ -6,7 +6,7 @@ mail attachment or an archive. Every value from the chain or the log (organisati
 purposes) is untrusted text and goes through :func:`html.escape` (quotes included, for attributes).
 
 Sections carry stable ids: ``#summary``, ``#organisations``, ``#timeline``, ``#matrix``, ``#emergency``,
-``#admin-reads``, ``#admin-grants``, ``#signer-changes``, ``#discrepancies``, ``#anomalies``.
+``#refusals``, ``#admin-reads``, ``#admin-grants``, ``#signer-changes``, ``#discrepancies``, ``#anomalies``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from ledger_api.audit.anomalies import local_time
 from ledger_api.audit.report import EmergencyRead, Report, Timeline, block_time
 
 __all__ = ["render_html"]
@@ -91,6 +92,10 @@ def _summary(report: Report) -> str:
         ("Reads not yet anchored", f"{s.unanchored_reads:,}"),
         ("Reads from – to", f"{_e(_time(s.first_read))} – {_e(_time(s.last_read))}"),
         ("Organisations / grants / tree heads", f"{s.organisations:,} / {s.grants:,} / {s.tree_heads:,}"),
+        (
+            "Refused attempts (of them break-glass)",
+            f'<span id="refusal-count">{s.refusals:,}</span> ({s.emergency_refusals:,})',
+        ),
         ("Anomaly flags", f"{s.anomalies:,}"),
         ("Reads under admin-made grants", f"{s.admin_granted_reads:,}"),
         (
@@ -108,12 +113,14 @@ def _organisations(report: Report) -> str:
         f"<tr><td>{_e(o.org_id)}</td><td>{_e(o.kind or '?')}{' (suspended)' if o.suspended else ''}</td>"
         f"{_num(o.records_owned)}{_num(o.reads_made)}{_num(o.reads_of_its_records)}{_num(o.emergency_reads)}"
         f"{_num(o.uncovered_reads)}{_num(o.grants_given)}{_num(o.grants_received)}{_num(o.anomalies)}"
-        f'<td class="time">{_e(_time(o.first_read))}</td><td class="time">{_e(_time(o.last_read))}</td></tr>'
+        f'<td class="time">{_e(_time(o.first_read))}</td><td class="time">{_e(_time(o.last_read))}</td>'
+        f"{_num(o.refusals)}{_num(o.refusals_of_its_records)}</tr>"
         for o in report.organisations
     ]
     headers = [
         "Organisation", "Kind", "Records owned", "Reads made", "Reads of its records", "Emergency reads",
         "Uncovered reads", "Grants given", "Grants received", "Anomalies", "First read", "Last read",
+        "Attempts refused", "Refused attempts at its records",
     ]  # fmt: skip
     table = _table(headers, rows, empty="No organisation.")
     return f'<section id="organisations"><h2>Organisations</h2>{table}</section>'
@@ -205,10 +212,10 @@ def _review_table(reads: tuple[EmergencyRead, ...], *, empty: str) -> str:
         f'<tr data-entry="{r.entry_index}"><td class="time">{_e(_time(r.time))}</td><td>{_e(r.accessor_org)}</td>'
         f"<td>{_e(r.owner_org)}</td><td>{_record(r.record_id)} v{r.version}</td><td>{_e(r.record_type)}</td>"
         f"<td>{_e(r.purpose)}</td><td>{r.grant_id}</td><td>{'yes' if r.covered else 'NO'}: {_e(r.basis)}</td>"
-        f"<td>{r.entry_index}</td></tr>"
+        f"<td>{r.entry_index}</td><td>{_stated(r.reason_class, r.reason, r.incident_ref)}</td></tr>"
         for r in reads
     ]
-    headers = ["Time", "Accessor", "Owner", "Record", "Type", "Purpose", "Grant", "Covered", "Log entry"]
+    headers = ["Time", "Accessor", "Owner", "Record", "Type", "Purpose", "Grant", "Covered", "Log entry", "Stated"]
     return _table(headers, rows, empty=empty)
 
 
@@ -217,6 +224,31 @@ def _emergency(report: Report) -> str:
     return (
         f'<section id="emergency"><h2>Emergency reads awaiting review ({len(report.emergency_reads):,})</h2>'
         f"{table}</section>"
+    )
+
+
+def _stated(reason_class: str | None, reason: str | None, incident_ref: str | None) -> str:
+    if (reason_class, reason, incident_ref) == (None, None, None):
+        return ""
+    return f"{_e(reason_class or '?')}: {_e(reason or '?')} (incident {_e(incident_ref or '?')})"
+
+
+def _refusals(report: Report) -> str:
+    rows = [
+        f'<tr data-entry="{r.entry_index}"><td class="time">{_e(_time(local_time(r.time)))}</td>'
+        f"<td>{_e(r.accessor_org)}</td><td>{_record(r.record_id)} v{r.version or 'newest'}</td>"
+        f"<td>{_e(r.owner_org or '(no such record)')}</td><td>{_e(r.purpose)}</td><td>{r.grant_id or ''}</td>"
+        f"<td>{_e(r.refusal)}</td><td>{_stated(r.reason_class, r.reason, r.incident_ref)}</td>"
+        f"<td>{r.entry_index}</td></tr>"
+        for r in report.refusals
+    ]
+    headers = ["Time", "Accessor", "Record asked for", "Owner", "Purpose", "Grant", "Refused because", "Stated",
+               "Log entry"]  # fmt: skip
+    table = _table(headers, rows, empty="No refused attempt.")
+    return (
+        f'<section id="refusals"><h2>Refused attempts ({len(report.refusals):,})</h2>'
+        '<p class="muted">Every refused read is logged and anchored like a release; the caller got the answer '
+        f"of a missing record unless the grant it presented covered the record.</p>{table}</section>"
     )
 
 
@@ -300,8 +332,8 @@ def render_html(report: Report) -> str:
     body = "".join(
         (
             _summary(report), _organisations(report), _timeline(report), _matrix(report), _emergency(report),
-            _admin_reads(report), _admin_grants(report), _signer_changes(report), _discrepancies(report),
-            _anomalies(report),
+            _refusals(report), _admin_reads(report), _admin_grants(report), _signer_changes(report),
+            _discrepancies(report), _anomalies(report),
         )
     )  # fmt: skip
     return (

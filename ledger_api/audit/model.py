@@ -22,6 +22,7 @@ __all__ = [
     "TreeHeadFact",
     "VerifiedRead",
     "VerifiedRecord",
+    "VerifiedRefusal",
 ]
 
 
@@ -52,6 +53,15 @@ class DiscrepancyKind(StrEnum):
     """A read that no grant valid at its block covered (scope, purpose, expiry, revocation)."""
     EMERGENCY_NOT_PERMITTED = "emergency-not-permitted"
     """An emergency read by an organisation kind not configured for emergency reads."""
+    EMERGENCY_OUTSIDE_COMMUNITIES = "emergency-outside-communities"
+    """A break-glass read of a record in a community the reader did not serve at its checked block."""
+    EMERGENCY_WITHOUT_REASON = "emergency-without-reason"
+    """A break-glass read that states no valid reason class, reason or incident reference (or a v1 entry,
+    which cannot state them, logged after the gateway wrote v2 entries)."""
+    EMERGENCY_RATE_EXCEEDED = "emergency-rate-exceeded"
+    """A break-glass read beyond the reader's emergency reads per hour (``VerifyOptions.emergency_per_hour``)."""
+    EMERGENCY_IDENTIFIERS_REVEALED = "emergency-identifiers-revealed"
+    """A break-glass read that showed identifiers in clear its reason class does not need (or did not say)."""
     ENTRY_BACKDATED = "entry-backdated"
     """An access entry whose ``checked_block`` is older than its anchoring window allows: the entry was
     appended after the head before its own was formed, so it cannot have been decided on a chain that
@@ -201,6 +211,41 @@ class VerifiedRead:
     basis: str
     """Why it was (or was not) covered, e.g. ``grant 3 valid at block 812`` or ``REVOKED at block 790``."""
     subjects: tuple[str, ...] = ()
+    reason_class: str | None = None
+    """What a break-glass read stated (None for other reads and for v1 entries)."""
+    reason: str | None = None
+    incident_ref: str | None = None
+    revealed: tuple[str, ...] | None = None
+    """Identifier kinds a break-glass read showed in clear, as its entry says."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedRefusal:
+    """A refused attempt, as the anchored access log holds it: who asked for what, and why it was refused."""
+
+    entry_index: int
+    accessor_org: str
+    accessor_kind: str | None
+    record_id: str
+    """As requested: it may name no record."""
+    version: int
+    """As requested; 0 for the newest."""
+    owner_org: str
+    """Empty when the gateway knew no such record."""
+    grant_id: int
+    """The grant presented; 0 for none."""
+    purpose: str
+    emergency: bool
+    """A break-glass attempt (an emergency read naming no grant)."""
+    refusal: str
+    """Why: ``not_found``, ``no_grant``, a grant decision such as ``EXPIRED``, ``emergency_rate_limited``, …"""
+    time: datetime
+    checked_block: int
+    request_id: str
+    anchored_by_head: int | None
+    reason_class: str | None = None
+    reason: str | None = None
+    incident_ref: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +267,8 @@ class AuditResult:
     admin_events_known: bool = True
     """False for evidence that does not carry admin actions (a ``v1`` bundle): the two lists above are then
     empty because nobody looked, not because nothing happened."""
+    refusals: tuple[VerifiedRefusal, ...] = field(default=(), repr=False)
+    """Every refused attempt the anchored log holds, in log order (DESIGN.md invariant 8)."""
 
     @property
     def ok(self) -> bool:

@@ -13,12 +13,14 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
     yet), ``organisations``, ``grants``, ``tree_heads``, ``discrepancies``, ``discrepancies_by_kind``
     {kind: n}, ``anomalies``, ``first_read`` / ``last_read`` (null without reads), ``admin_grant_actions``,
     ``signer_change_steps``, ``admin_granted_reads``, ``admin_events_known`` (false for evidence that
-    does not carry admin actions, a ``v1`` bundle: the admin lists are then empty unlooked-at).
+    does not carry admin actions, a ``v1`` bundle: the admin lists are then empty unlooked-at),
+    ``refusals`` (refused attempts logged), ``emergency_refusals``.
 ``organisations``
     One entry per organisation known to the chain or seen in a read, sorted by id: ``org_id``, ``kind``
     (null when unknown), ``suspended``, ``records_owned`` (distinct record ids), ``reads_made``,
     ``reads_of_its_records`` (by others), ``emergency_reads``, ``uncovered_reads``, ``grants_given``,
-    ``grants_received``, ``anomalies``, ``first_read``, ``last_read``.
+    ``grants_received``, ``anomalies``, ``first_read``, ``last_read``, ``refusals`` (attempts of its own
+    that were refused), ``refusals_of_its_records`` (others' refused attempts at its records).
 ``matrix``
     Reads by accessing organisation × record type: ``record_types`` (column order; ``unknown`` for reads
     whose type the log does not state), ``rows`` [{``org_id``, ``counts`` {type: n, every column},
@@ -30,7 +32,13 @@ JSON keys (``format`` ``ledger-audit-report/1``; keys are only ever added, never
 ``emergency_reads``
     Every emergency read, awaiting review, by time: ``entry_index``, ``time``, ``accessor_org``,
     ``accessor_kind``, ``owner_org``, ``record_id``, ``version``, ``record_type``, ``community_code``,
-    ``purpose``, ``grant_id``, ``covered``, ``basis``, ``request_id``, ``anchored_by_head``.
+    ``purpose``, ``grant_id``, ``covered``, ``basis``, ``request_id``, ``anchored_by_head``, ``reason_class``,
+    ``reason``, ``incident_ref``, ``revealed`` (what a break-glass read stated and showed).
+``refusals``
+    Every refused attempt, by time: ``entry_index``, ``time``, ``accessor_org``, ``accessor_kind``,
+    ``record_id`` (as requested), ``version`` (0: the newest), ``owner_org`` (empty: no such record),
+    ``grant_id`` (0: none presented), ``purpose``, ``emergency``, ``refusal`` (why), ``reason_class``,
+    ``reason``, ``incident_ref``, ``request_id``, ``anchored_by_head``.
 ``admin_granted_reads``
     Every read under a grant an organisation admin created for the owner, flagged for review (not a
     discrepancy), by time: the fields of ``emergency_reads``.
@@ -58,7 +66,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ledger_api.audit.anomalies import LOCAL_TIMEZONE, Anomaly, AnomalyRules, find_anomalies_local, local_time
-from ledger_api.audit.model import AdminGrantAction, AuditResult, Discrepancy, SignerChangeStep, VerifiedRead
+from ledger_api.audit.model import (
+    AdminGrantAction,
+    AuditResult,
+    Discrepancy,
+    SignerChangeStep,
+    VerifiedRead,
+    VerifiedRefusal,
+)
 
 __all__ = [
     "REPORT_FORMAT",
@@ -143,6 +158,8 @@ class ReportSummary:
     signer_change_steps: int = 0
     admin_granted_reads: int = 0
     admin_events_known: bool = True
+    refusals: int = 0
+    emergency_refusals: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +186,8 @@ class ReportSummary:
             "signer_change_steps": self.signer_change_steps,
             "admin_granted_reads": self.admin_granted_reads,
             "admin_events_known": self.admin_events_known,
+            "refusals": self.refusals,
+            "emergency_refusals": self.emergency_refusals,
         }
 
 
@@ -187,6 +206,8 @@ class OrganisationSummary:
     anomalies: int
     first_read: datetime | None
     last_read: datetime | None
+    refusals: int = 0
+    refusals_of_its_records: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -203,6 +224,8 @@ class OrganisationSummary:
             "anomalies": self.anomalies,
             "first_read": _iso(self.first_read),
             "last_read": _iso(self.last_read),
+            "refusals": self.refusals,
+            "refusals_of_its_records": self.refusals_of_its_records,
         }
 
 
@@ -290,6 +313,10 @@ class EmergencyRead:
     basis: str
     request_id: str
     anchored_by_head: int | None
+    reason_class: str | None = None
+    reason: str | None = None
+    incident_ref: str | None = None
+    revealed: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, read: VerifiedRead) -> EmergencyRead:
@@ -298,7 +325,8 @@ class EmergencyRead:
             accessor_kind=read.accessor_kind, owner_org=read.owner_org, record_id=read.record_id,
             version=read.version, record_type=read.record_type, community_code=read.community_code,
             purpose=read.purpose, grant_id=read.grant_id, covered=read.covered, basis=read.basis,
-            request_id=read.request_id, anchored_by_head=read.anchored_by_head,
+            request_id=read.request_id, anchored_by_head=read.anchored_by_head, reason_class=read.reason_class,
+            reason=read.reason, incident_ref=read.incident_ref, revealed=read.revealed,
         )  # fmt: skip
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -318,7 +346,32 @@ class EmergencyRead:
             "basis": self.basis,
             "request_id": self.request_id,
             "anchored_by_head": self.anchored_by_head,
+            "reason_class": self.reason_class,
+            "reason": self.reason,
+            "incident_ref": self.incident_ref,
+            "revealed": None if self.revealed is None else list(self.revealed),
         }
+
+
+def refusal_json(refusal: VerifiedRefusal) -> dict[str, Any]:
+    return {
+        "entry_index": refusal.entry_index,
+        "time": _iso(local_time(refusal.time)),
+        "accessor_org": refusal.accessor_org,
+        "accessor_kind": refusal.accessor_kind,
+        "record_id": refusal.record_id,
+        "version": refusal.version,
+        "owner_org": refusal.owner_org,
+        "grant_id": refusal.grant_id,
+        "purpose": refusal.purpose,
+        "emergency": refusal.emergency,
+        "refusal": refusal.refusal,
+        "reason_class": refusal.reason_class,
+        "reason": refusal.reason,
+        "incident_ref": refusal.incident_ref,
+        "request_id": refusal.request_id,
+        "anchored_by_head": refusal.anchored_by_head,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,6 +387,8 @@ class Report:
     admin_granted_reads: tuple[EmergencyRead, ...] = ()
     admin_grants: tuple[AdminGrantAction, ...] = ()
     signer_changes: tuple[SignerChangeStep, ...] = ()
+    refusals: tuple[VerifiedRefusal, ...] = ()
+    """Refused attempts, by time."""
 
     @property
     def ok(self) -> bool:
@@ -356,6 +411,7 @@ class Report:
             "admin_granted_reads": [read.to_json_dict() for read in self.admin_granted_reads],
             "admin_grants": [admin_grant_json(action) for action in self.admin_grants],
             "signer_changes": [signer_change_json(step) for step in self.signer_changes],
+            "refusals": [refusal_json(refusal) for refusal in self.refusals],
         }
 
     def to_json(self) -> str:
@@ -401,6 +457,8 @@ def build_report(
         signer_change_steps=len(result.signer_changes),
         admin_granted_reads=len(by_admin),
         admin_events_known=result.admin_events_known,
+        refusals=len(result.refusals),
+        emergency_refusals=sum(refusal.emergency for refusal in result.refusals),
     )
     return Report(
         summary=summary,
@@ -414,6 +472,7 @@ def build_report(
         admin_granted_reads=tuple(EmergencyRead.of(read) for read in reads if read.entry_index in by_admin),
         admin_grants=result.admin_grant_actions,
         signer_changes=result.signer_changes,
+        refusals=tuple(sorted(result.refusals, key=lambda r: (r.time, r.entry_index))),
     )
 
 
@@ -431,8 +490,10 @@ def _organisations(
     given = Counter(grant.owner_org for grant in result.grants)
     received = Counter(grant.grantee_org for grant in result.grants)
     flagged = Counter(anomaly.org_id for anomaly in anomalies)
+    refused = Counter(refusal.accessor_org for refusal in result.refusals)
+    refused_at = Counter(r.owner_org for r in result.refusals if r.owner_org and r.owner_org != r.accessor_org)
     summaries = []
-    for org_id in sorted(set(facts) | set(made)):
+    for org_id in sorted(set(facts) | set(made) | set(refused)):
         own_reads = made.get(org_id, [])  # in time order, as ``reads`` is
         fact = facts.get(org_id)
         seen_kind = next((read.accessor_kind for read in own_reads if read.accessor_kind), None)
@@ -451,6 +512,8 @@ def _organisations(
                 anomalies=flagged[org_id],
                 first_read=local_time(own_reads[0].time) if own_reads else None,
                 last_read=local_time(own_reads[-1].time) if own_reads else None,
+                refusals=refused[org_id],
+                refusals_of_its_records=refused_at[org_id],
             )
         )
     return tuple(summaries)

@@ -30,6 +30,14 @@ What :func:`verify` checks, each failure one :class:`~ledger_api.audit.model.Dis
   or an emergency read by an organisation kind allowed to make one (listed for review); anything else
   is ``read-not-covered`` (or ``emergency-not-permitted``). A check claimed at a block after the entry's
   own anchor is impossible and not covered either.
+* **Break-glass bounds.** An emergency read of a v2 entry states a reason class of the vocabulary, a
+  reason and an incident reference (``emergency-without-reason``; so does a v1 entry, which cannot state
+  them, once the log holds v2 entries); reads a record of a community its reader served at the checked
+  block (``emergency-outside-communities``, :func:`~ledger_api.access.decision.emergency_in_reach`, when
+  the evidence carries community histories); shows in clear only the identifiers its reason class needs
+  (``emergency-identifiers-revealed``); and stays within ``VerifyOptions.emergency_per_hour``, replayed
+  through the gateway's own token bucket at the logged times (``emergency-rate-exceeded``).
+* **Refusals** are entries of the log like reads (anchored, consistent, not back-dated) and are listed.
 
 The ``checked_block`` of an entry is the gateway's statement of when it checked; the verifier cannot
 see the read itself, only that the claimed block is not after the entry was anchored and not before
@@ -55,17 +63,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger_api.access.decision import (
+    EMERGENCY_READS_PER_HOUR,
     AccessDecision,
     AccessRequest,
+    EmergencyReason,
     GrantTerms,
     Moment,
     Purpose,
     ScopeMiss,
+    communities_at,
     decide,
+    emergency_in_reach,
     record_key,
     scope_miss,
 )
-from ledger_api.accesslog.entry import ENTRY_FORMAT, Entry
+from ledger_api.access.ratelimit import RateLimit, RateLimited, RateLimiter
+from ledger_api.accesslog.entry import ENTRY_FORMATS, Entry
 from ledger_api.accesslog.errors import InvalidEntry
 from ledger_api.accesslog.heads import HeadProblem, check_heads
 from ledger_api.audit.evidence import (
@@ -85,6 +98,7 @@ from ledger_api.audit.model import (
     TreeHeadFact,
     VerifiedRead,
     VerifiedRecord,
+    VerifiedRefusal,
 )
 from ledger_api.merkle import (
     InclusionProofError,
@@ -121,6 +135,8 @@ class VerifyOptions:
     """How far an entry's ``time`` may lie before an earlier entry's (``entry-time-out-of-order``): the
     time is taken just before the append, so concurrent reads, or gateway instances on one log whose
     clocks differ a little, append slightly out of order."""
+    emergency_per_hour: int = EMERGENCY_READS_PER_HOUR
+    """The gateway's ``LEDGER_EMERGENCY_PER_HOUR``: break-glass reads one organisation may make an hour."""
     segment_max: int = 100_000
     """The gateway's ``TreeHeadSettings.segment_max`` (the most entries one head covers): a head that grew
     by this many may have left older entries waiting for the next head, so it is not taken as a floor."""
@@ -169,7 +185,7 @@ def verify(
     halfway = time.perf_counter()
     valid_heads, entries = _verify_log(evidence, options, out)
     _verify_entry_times(evidence.chain, options, valid_heads, entries, out)
-    reads = _verify_reads(evidence, options, records, unlisted, valid_heads, entries, out)
+    reads, refusals = _verify_reads(evidence, options, records, unlisted, valid_heads, entries, out)
     if timings is not None:
         timings["records"] = halfway - started
         timings["entries"] = time.perf_counter() - halfway
@@ -191,6 +207,7 @@ def verify(
         admin_grant_actions=chain.admin_grants,
         signer_changes=chain.signer_changes,
         admin_events_known=chain.admin_events_known,
+        refusals=tuple(refusals),
     )
 
 
@@ -466,7 +483,7 @@ def _parse_entry(data: bytes) -> Entry:
         document = _DECODER.decode(text)
         canonical = (
             isinstance(document, dict)
-            and document.get("format") == ENTRY_FORMAT
+            and document.get("format") in ENTRY_FORMATS
             and isinstance(document.get("time"), str)
             and _CANONICAL_TIME.fullmatch(document["time"]) is not None
             and _CANONICAL_ENCODER.encode(document) == text
@@ -475,9 +492,7 @@ def _parse_entry(data: bytes) -> Entry:
         canonical = False
     if not canonical:
         return Entry.from_leaf_data(data)
-    fields = dict(document)
-    del fields["format"]
-    return Entry.create(**fields)
+    return Entry.from_document(document)
 
 
 # --- when entries were written ----------------------------------------------------------------------
@@ -578,7 +593,7 @@ def _verify_reads(
     heads: Sequence[HeadReceipt],
     entries: Sequence[Entry | None],
     out: _Found,
-) -> list[VerifiedRead]:
+) -> tuple[list[VerifiedRead], list[VerifiedRefusal]]:
     chain = evidence.chain
     purposes = _PurposeCodes()
     context = _ReadContext(
@@ -595,30 +610,143 @@ def _verify_reads(
         purposes=purposes,
     )
     sizes = [h.size for h in heads]
+    over_limit = _over_emergency_limit(entries, options.emergency_per_hour)
+    first_v2 = next((i for i, e in enumerate(entries) if e is not None and e.format_version >= 2), None)
     reads: list[VerifiedRead] = []
+    refusals: list[VerifiedRefusal] = []
     for index, entry in enumerate(entries):
         if entry is None:
             continue
         position = bisect.bisect_right(sizes, index)
         head = heads[position] if position < len(heads) else None
+        accessor = context.organisations.get(entry.accessor_org)
+        if entry.is_refusal:
+            refusals.append(_verified_refusal(index, entry, accessor, head))
+            continue
         record = records.get((entry.record_id, entry.version))
         covered, basis, kind = _decide(entry, record, head, context)
+        breaches: list[tuple[DiscrepancyKind, str]] = []
+        if covered and entry.emergency and record is not None:
+            legacy = entry.format_version < 2 and (first_v2 is None or first_v2 > index)
+            breaches = [] if legacy else _break_glass_breaches(entry, record, context, over=index in over_limit)
         # A read of a record in a batch whose manifest is unusable cannot be checked; that batch is named
         # already (manifest-missing / -mismatch), so the read is not named a second time.
         unverifiable = record is None and entry.owner_org in unlisted
         if unverifiable:
             basis = f"cannot be checked: an anchored batch of {entry.owner_org} has no usable manifest"
-        accessor = context.organisations.get(entry.accessor_org)
+        elif not covered:
+            breaches = [(kind, basis)]
+        if breaches:
+            covered, basis = False, breaches[0][1]
         reads.append(_verified_read(index, entry, record, accessor, head, covered=covered, basis=basis))
-        if not covered and not unverifiable:
+        for breach, why in breaches:
             out.add(
-                kind,
+                breach,
                 f"access entry #{index}",
                 f"{entry.accessor_org} read record {_short(entry.record_id)} v{entry.version} of {entry.owner_org} "
-                f"for {entry.purpose}: {basis}",
+                f"for {entry.purpose}: {why}",
                 f"access log entry {index}" + (f", tree head #{head.index}" if head else ""),
             )
-    return reads
+    return reads, refusals
+
+
+#: Refusals of break-glass attempts made before a rate-limit token was taken (the gateway checks the
+#: stated reason, then takes the token): they do not count against the limit.
+_REFUSED_BEFORE_THE_TOKEN = frozenset({"emergency_without_reason", "emergency_rate_limited"})
+
+
+def _over_emergency_limit(entries: Sequence[Entry | None], per_hour: int) -> set[int]:
+    """Indices of the break-glass reads beyond the limit: every v2 break-glass attempt that took a token
+    (reads, and refusals decided after the token) replayed, per reader in the order of the logged times,
+    through the gateway's own bucket (:meth:`~ledger_api.access.ratelimit.RateLimiter.take`)."""
+    attempts = sorted(
+        (entry.time.timestamp(), index, entry)
+        for index, entry in enumerate(entries)
+        if entry is not None
+        and entry.emergency
+        and entry.format_version >= 2
+        and (not entry.is_refusal or entry.refusal not in _REFUSED_BEFORE_THE_TOKEN)
+    )
+    limiter = RateLimiter(name="emergency reads", limit=RateLimit.per_hour(per_hour), clock=time.time)
+    over: set[int] = set()
+    for when, index, entry in attempts:
+        try:
+            limiter.take(entry.accessor_org, when=when)
+        except RateLimited:
+            if not entry.is_refusal:
+                over.add(index)
+    return over
+
+
+def _break_glass_breaches(
+    entry: Entry, record: VerifiedRecord, context: _ReadContext, *, over: bool
+) -> list[tuple[DiscrepancyKind, str]]:
+    """Each bound of a break-glass read (DESIGN.md, Privacy) the entry breaks, with why."""
+    breaches: list[tuple[DiscrepancyKind, str]] = []
+    try:
+        reason_class: EmergencyReason | None = EmergencyReason.parse(entry.reason_class or "")
+    except ValueError:
+        reason_class = None
+    if entry.format_version < 2:
+        breaches.append((K.EMERGENCY_WITHOUT_REASON, "a v1 entry (it cannot state a reason) after v2 entries"))
+    else:
+        unstated = [
+            name
+            for name, value in (
+                ("reason_class", reason_class),
+                ("reason", entry.reason),
+                ("incident_ref", entry.incident_ref),
+            )
+            if value is None or (isinstance(value, str) and not value.strip())
+        ]
+        if unstated:
+            breaches.append((K.EMERGENCY_WITHOUT_REASON, f"break-glass read without a valid {', '.join(unstated)}"))
+    chain = context.chain
+    if chain.communities_known:
+        served = communities_at(chain.communities.get(entry.accessor_org, ()), entry.checked_block)
+        if not emergency_in_reach(served, record.community_code or ""):
+            breaches.append((
+                K.EMERGENCY_OUTSIDE_COMMUNITIES,
+                f"record of community {record.community_code}, {entry.accessor_org} served "
+                f"{', '.join(sorted(served)) or 'none'} at block {entry.checked_block}",
+            ))  # fmt: skip
+    allowed = reason_class.reveals if reason_class is not None else frozenset()
+    if entry.revealed is None or not set(entry.revealed) <= allowed:
+        shown = "everything (unstated)" if entry.revealed is None else ", ".join(entry.revealed)
+        breaches.append((
+            K.EMERGENCY_IDENTIFIERS_REVEALED,
+            f"showed {shown} in clear; reason class {entry.reason_class} allows {', '.join(sorted(allowed)) or 'none'}",
+        ))  # fmt: skip
+    if over:
+        breaches.append((
+            K.EMERGENCY_RATE_EXCEEDED,
+            f"beyond {context.options.emergency_per_hour} break-glass reads an hour by {entry.accessor_org}",
+        ))  # fmt: skip
+    return breaches
+
+
+def _verified_refusal(
+    index: int, entry: Entry, accessor: OrganisationHistory | None, head: HeadReceipt | None
+) -> VerifiedRefusal:
+    return VerifiedRefusal(
+        entry_index=index,
+        accessor_org=entry.accessor_org,
+        accessor_kind=accessor.kind if accessor else None,
+        record_id=entry.record_id,
+        version=entry.version,
+        owner_org=entry.owner_org,
+        grant_id=entry.grant_id,
+        purpose=entry.purpose,
+        emergency=entry.emergency,
+        refusal=entry.refusal or "",
+        time=entry.time,
+        checked_block=entry.checked_block,
+        request_id=entry.request_id,
+        anchored_by_head=head.index if head else None,
+        reason_class=entry.reason_class,
+        reason=entry.reason,
+        incident_ref=entry.incident_ref,
+    )
 
 
 def _verified_read(
@@ -650,6 +778,10 @@ def _verified_read(
         covered=covered,
         basis=basis,
         subjects=record.subjects if record else (),
+        reason_class=entry.reason_class,
+        reason=entry.reason,
+        incident_ref=entry.incident_ref,
+        revealed=entry.revealed,
     )
 
 

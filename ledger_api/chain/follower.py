@@ -43,6 +43,7 @@ from ledger_api.access.decision import (
     Moment,
     Purpose,
     active_at,
+    covers_record,
     decide,
     record_key,
 )
@@ -91,6 +92,8 @@ class OrganisationView:
     key_blocks: tuple[int, ...]
     """The block in which each public key was published, by index."""
     registered_block: int
+    community_history: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    """(block, the community codes served from that block on), from registration on, in chain order."""
 
     @property
     def key_count(self) -> int:
@@ -449,6 +452,32 @@ class ChainFollower:
                 suspended=state.suspended,
             )
 
+    def grant_covers(
+        self,
+        *,
+        grant_id: int,
+        grantee_org: str,
+        owner_org: str,
+        record_id: str | bytes,
+        record_type: str,
+        community_code: str,
+    ) -> bool:
+        """Does grant ``grant_id`` speak of this record for this grantee at the processed head
+        (:func:`~ledger_api.access.decision.covers_record`), whatever its purpose and validity?"""
+        request = AccessRequest(
+            grantee_org=grantee_org,
+            owner_org=owner_org,
+            record_id=record_key(record_id),
+            record_type=record_type,
+            community_code=community_code,
+            purpose=0,
+        )
+        with self._lock:
+            state = self._state
+            entry = state.grants.get(grant_id)
+            moment = Moment.at(state.head_timestamp)
+            return covers_record(None if entry is None else entry.terms, request, moment=moment)
+
     def grant(self, grant_id: int) -> Grant | None:
         """The grant as the contract's ``grant(grantId)`` returns it (with created/revoked blocks)."""
         with self._lock:
@@ -586,6 +615,7 @@ def _on_registered(state: _State, event: DecodedEvent) -> None:
         public_keys=(bytes(a["publicKey"]),),
         key_blocks=(event.block_number,),
         registered_block=event.block_number,
+        community_history=((event.block_number, _codes(a["communities"])),),
     )
     state.signers[signer.lower()] = org_id
     state.suspensions[org_id] = [(event.block_number, False)]
@@ -625,7 +655,12 @@ def _on_signer_changed(state: _State, event: DecodedEvent) -> None:
 
 
 def _on_communities_changed(state: _State, event: DecodedEvent) -> None:
-    _update(state, event, communities=_codes(event.args["communities"]))
+    org = state.organisations.get(_key(event.args["orgId"]))
+    if org is None:
+        return
+    communities = _codes(event.args["communities"])
+    history = (*org.community_history, (event.block_number, communities))
+    _update(state, event, communities=communities, community_history=history)
 
 
 def _on_key_rotated(state: _State, event: DecodedEvent) -> None:

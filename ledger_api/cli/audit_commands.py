@@ -71,10 +71,11 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "chain_id": result.chain_id,
         "checkpoint_block": result.checkpoint_block,
         "records_verified": len(result.records),
-        "entries_verified": len(result.reads),
+        "entries_verified": len(result.reads) + len(result.refusals),
         "tree_heads": len(result.tree_heads),
         "reads_covered": covered,
         "emergency_reads_for_review": len(result.emergency_reads),
+        "refusals": len(result.refusals),
         "discrepancies": len(result.discrepancies),
         "ok": result.ok,
     }
@@ -98,7 +99,8 @@ def print_result(result: AuditResult, *, as_json: bool) -> None:
     print(
         f"records verified: {facts['records_verified']:,}; access entries verified: {facts['entries_verified']:,}; "
         f"tree heads: {facts['tree_heads']:,}; reads covered: {facts['reads_covered']:,}; "
-        f"emergency reads listed for review: {facts['emergency_reads_for_review']:,}"
+        f"emergency reads listed for review: {facts['emergency_reads_for_review']:,}; "
+        f"refused attempts: {facts['refusals']:,}"
     )
     for read in result.emergency_reads:
         print(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledger_api.access.decision import EMERGENCY_READS_PER_HOUR
 from ledger_api.audit.model import AuditResult, Discrepancy
 from ledger_api.errors import LedgerError
 
@@ -58,6 +59,14 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, bundle: bool = True
         default="police",
         metavar="KINDS",
         help="organisation kinds allowed emergency reads, comma-separated (the gateway's setting; default police)",
+    )
+    parser.add_argument(
+        "--emergency-per-hour",
+        type=int,
+        default=EMERGENCY_READS_PER_HOUR,
+        metavar="N",
+        help=f"break-glass reads one organisation may make an hour (the gateway's LEDGER_EMERGENCY_PER_HOUR; "
+        f"default {EMERGENCY_READS_PER_HOUR})",
     )
 
 
@@ -160,7 +169,10 @@ def _audit(args: argparse.Namespace) -> _Audited:
     from ledger_api.audit.verifier import VerifyOptions, verify
 
     kinds = frozenset(k.strip().lower() for k in str(args.emergency_kinds).split(",") if k.strip())
-    options = VerifyOptions(emergency_kinds=kinds)
+    options = VerifyOptions(
+        emergency_kinds=kinds,
+        emergency_per_hour=max(1, int(getattr(args, "emergency_per_hour", EMERGENCY_READS_PER_HOUR))),
+    )
     try:
         found: list[Discrepancy] = []
         if getattr(args, "bundle", None) is not None:

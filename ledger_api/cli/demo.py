@@ -22,6 +22,7 @@ the gateway and the devnet are stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
 import socket
@@ -56,7 +57,7 @@ from ledger_api.cli.demo_data import (
 )
 from ledger_api.cli.local_gateway import LocalGateway
 from ledger_api.errors import LedgerError
-from ledger_api.provision import COMMUNITY_B, DEMO_ORGANISATIONS, provision
+from ledger_api.provision import ADMIN_ACCOUNT, COMMUNITY_B, DEMO_ORGANISATIONS, provision
 
 PUSH_CHUNK = 500
 ANCHOR_TIMEOUT_S = 120.0
@@ -187,7 +188,8 @@ def _with_gateway(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Clien
     grant_id = _grant(chain, police)
     _granted_read(steps, apis, target, grant_id=grant_id, url=url)
     _refused_reads(chain, steps, apis, target, police=police, grant_id=grant_id)
-    _emergency_read(steps, apis, pushed[COMMITTEE][0], url=url)
+    with _within_police_reach(chain, pushed[COMMITTEE]) as hazard:
+        _emergency_read(steps, apis, hazard, url=url)
     _feed(chain, steps, apis, police=police, url=url)
     steps("Where to check")
     print(f"    access-log heads (anchored on chain): GET {url}/v1/access-log/heads")
@@ -205,20 +207,21 @@ def _push_exports(
     for export in exports:
         pushed[export.owner_org] = _push_export(apis[export.owner_org], export)
     for org, records in pushed.items():
-        status = _wait_anchored(apis[org], records[-1].record_id)
+        status = _wait_anchored(apis[org], records[-1].assigned_record_id)
         print(
             f"    {org:<14} anchored: batch root {status['batch_root']} ({status['batch_size']} records) in block "
             f"{status['block_number']}, tx {status['transaction']}"
         )
-    print(f"    check: GET {url}/v1/records/{pushed[POLICE][-1].record_id}/status (as {POLICE})")
+    print(f"    check: GET {url}/v1/records/{pushed[POLICE][-1].assigned_record_id}/status (as {POLICE})")
     return pushed
 
 
 def _granted_read(
     steps: _Steps, apis: dict[str, httpx.Client], target: CanonicalRecord, *, grant_id: int, url: str
 ) -> None:
-    steps(f"The committee reads police incident {target.record_id[:16]}… for elderly care under grant #{grant_id}")
-    read = _read(apis[COMMITTEE], target.record_id, grant=grant_id)
+    record_id = target.assigned_record_id
+    steps(f"The committee reads police incident {record_id[:16]}… for elderly care under grant #{grant_id}")
+    read = _read(apis[COMMITTEE], record_id, grant=grant_id)
     if read.status_code != 200:
         raise DemoError(f"the committee's read answered {_problem(read)}")
     body = read.json()
@@ -233,7 +236,7 @@ def _granted_read(
         f"    access-log entry #{access['entry_index']} (grant #{access['grant_id']}, purpose {access['purpose']}, "
         f"grant checked at block {access['checked_block']})"
     )
-    print(f"    record proof:       GET {url}/v1/records/{target.record_id}/proof")
+    print(f"    record proof:       GET {url}/v1/records/{target.assigned_record_id}/proof")
     entry_proof = f"{url}/v1/access-log/entries/{access['entry_index']}/proof"
     head = _wait_entry_anchored(apis[COMMITTEE], f"/v1/access-log/entries/{access['entry_index']}/proof")
     print(f"    access-entry proof: GET {entry_proof}")
@@ -254,7 +257,7 @@ def _refused_reads(
 ) -> None:
     """No grant, then a revoked grant: both reads are refused."""
     steps(f"{PROPERTY} holds no grant from the police and reads the same incident")
-    refused = _read(apis[PROPERTY], target.record_id, grant=None)
+    refused = _read(apis[PROPERTY], target.assigned_record_id, grant=None)
     if refused.status_code not in REFUSALS:
         raise DemoError(f"a read without a grant answered {_problem(refused)}, not a refusal")
     print(f"    refused: {_problem(refused)}")
@@ -262,15 +265,43 @@ def _refused_reads(
     steps(f"The police revokes grant #{grant_id}; the committee reads again")
     receipt = chain.revoke_grant(signer=police, grant_id=grant_id)
     print(f"    revoked in block {receipt['blockNumber']}, tx {_hex(receipt['transactionHash'])}")
-    again = _read(apis[COMMITTEE], target.record_id, grant=grant_id)
+    again = _read(apis[COMMITTEE], target.assigned_record_id, grant=grant_id)
     if again.status_code not in REFUSALS:
         raise DemoError(f"a read under the revoked grant answered {_problem(again)}, not a refusal")
     print(f"    refused at once: {_problem(again)}")
 
 
+#: What the demo's break-glass read states (an emergency read without a grant must: DESIGN.md, Privacy).
+EMERGENCY_STATEMENT = {
+    "purpose": "emergency_response",
+    "reason_class": "fire_or_hazard",
+    "reason": "smoke reported in the stairwell named by the hazard report",
+    "incident_ref": "110-DEMO-0001",
+}
+
+
+@contextlib.contextmanager
+def _within_police_reach(chain: LedgerChain, records: list[CanonicalRecord]) -> Iterator[CanonicalRecord]:
+    """A committee record of a community the police serves (a break-glass read reaches no other); with
+    exports of communities it does not serve, the admin adds the record's community to the police's for
+    the read, and takes it away again (so that the demo's organisations stay as provisioned)."""
+    served = next(o.communities for o in DEMO_ORGANISATIONS if o.org_id == POLICE)
+    reachable = next((r for r in records if r.community_code in served), None)
+    if reachable is not None:
+        yield reachable
+        return
+    record, admin = records[0], dev_account(ADMIN_ACCOUNT)
+    chain.set_communities(signer=admin, org_id=POLICE, communities=(*served, record.community_code))
+    print(f"    (the admin adds community {record.community_code} to those {POLICE} serves, for this step)")
+    try:
+        yield record
+    finally:
+        chain.set_communities(signer=admin, org_id=POLICE, communities=served)
+
+
 def _emergency_read(steps: _Steps, apis: dict[str, httpx.Client], hazard: CanonicalRecord, *, url: str) -> None:
     steps(f"The police reads a committee {hazard.record_type} in an emergency, with no grant")
-    urgent = apis[POLICE].get(f"/v1/records/{hazard.record_id}", params={"purpose": "emergency_response"})
+    urgent = apis[POLICE].get(f"/v1/records/{hazard.assigned_record_id}", params=EMERGENCY_STATEMENT)
     if urgent.status_code != 200:
         raise DemoError(f"the emergency read answered {_problem(urgent)}")
     flagged = urgent.json()["access"]
@@ -294,14 +325,16 @@ def _feed(chain: LedgerChain, steps: _Steps, apis: dict[str, httpx.Client], *, p
 
 
 def _push_export(api: httpx.Client, export: DepartmentExport) -> list[CanonicalRecord]:
-    report, records = export.read()
+    report, parsed = export.read()
     statuses: Counter[str] = Counter()
-    for start in range(0, len(records), PUSH_CHUNK):
-        chunk = records[start : start + PUSH_CHUNK]
+    records: list[CanonicalRecord] = []
+    for start in range(0, len(parsed), PUSH_CHUNK):
+        chunk = parsed[start : start + PUSH_CHUNK]
         answer = api.post("/v1/records", json={"records": [r.to_json_dict() for r in chunk]})
         if answer.status_code != 202:
             raise DemoError(f"{export.owner_org}'s push answered {_problem(answer)}")
         statuses.update(r["status"] for r in answer.json()["records"])
+        records.extend(_with_assigned_ids(chunk, answer))
     if not records:
         raise DemoError(f"{export.name} holds no valid record")
     print(
@@ -313,6 +346,13 @@ def _push_export(api: httpx.Client, export: DepartmentExport) -> list[CanonicalR
         + ", ".join(f"{statuses[s]} {s}" for s in ("created", "new_version", "unchanged") if statuses[s])
     )
     return records
+
+
+def _with_assigned_ids(records: list[CanonicalRecord], answer: httpx.Response) -> list[CanonicalRecord]:
+    """The records as the gateway stored them: a department holds no record-id key, so the owner's gateway
+    assigns each id (keyed, DESIGN.md Privacy) and answers with it, in push order."""
+    outcomes = answer.json()["records"]
+    return [r.model_copy(update={"record_id": o["record_id"]}) for r, o in zip(records, outcomes, strict=True)]
 
 
 def _wait_anchored(api: httpx.Client, record_id: str) -> dict[str, Any]:
@@ -408,6 +448,7 @@ def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) ->
     export = fresh_incident_export(now=datetime.now(UTC))
     _report, records = export.read()
     (incident,) = records
+    assigned: list[str] = []  # the incident's id, once the gateway answers the push with it
     lines: queue.Queue[str | BaseException] = queue.Queue()
     # A connection of its own, so that closing it ends the stream whatever the listener is waiting for.
     feed = httpx.Client(
@@ -422,7 +463,7 @@ def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) ->
                     raise DemoError(f"the feed answered {_problem(stream)}")
                 for line in stream.iter_lines():
                     lines.put(line)
-                    if incident.record_id in line:
+                    if assigned and assigned[0] in line:
                         return  # leaving the block closes the stream
         except BaseException as exc:  # handed to the main thread, which reports it
             lines.put(exc)
@@ -438,9 +479,9 @@ def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) ->
         answer = police.post("/v1/records", json={"records": [incident.to_json_dict()]})
         if answer.status_code != 202:
             raise DemoError(f"the police's push answered {_problem(answer)}")
-        print(
-            f"    {POLICE} pushed {export.name} ({incident.record_id[:16]}…): {answer.json()['records'][0]['status']}"
-        )
+        (incident,) = _with_assigned_ids([incident], answer)
+        assigned.append(incident.assigned_record_id)
+        print(f"    {POLICE} pushed {export.name} ({assigned[0][:16]}…): {answer.json()['records'][0]['status']}")
         deadline = pushed_at + FEED_TIMEOUT_S
         while True:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -448,7 +489,7 @@ def _feed_delivers(listener: httpx.Client, police: httpx.Client, *, url: str) ->
                 raise line
             if line.startswith("data:"):
                 event: dict[str, Any] = json.loads(line.removeprefix("data:"))
-                if event.get("record_id") == incident.record_id:
+                if event.get("record_id") == assigned[0]:
                     return time.monotonic() - pushed_at, event
     except queue.Empty:
         raise DemoError(f"the feed did not deliver the new incident within {FEED_TIMEOUT_S:.0f}s") from None

@@ -1,10 +1,13 @@
-"""A directory of per-organisation HPKE private keys and the consortium secret, encrypted at rest.
+"""A directory of per-organisation HPKE private keys, record-id keys and the consortium secret, encrypted at rest.
 
 Layout (directory mode 0700, every file mode 0600)::
 
     keystore.json                 {"format": 1, "kdf": "scrypt", "salt", "n", "r", "p", "verifier"}
     consortium.key                sealed 32 random bytes (blind-index secret), created once
     orgs/<hex(org_id)>/<index>.key  sealed encoded HPKE private key (kem_id || secret), index = 10 digits
+    orgs/<hex(org_id)>/record-id.key  sealed 32 random bytes: the organisation's record-id key (HMAC key of
+                                  its record ids, adapters.canonical.derive_record_id), created with its first
+                                  HPKE key and never changed (a new key would give its records new ids)
 
 Master key: ``scrypt(master_secret, salt, N, r=8, p=1)`` (RFC 7914; memory-hard because the environment
 secret may be a passphrase) → 32 bytes of input keying material, then HKDF-SHA256 (RFC 5869) with
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import hmac
 import json
 import os
@@ -42,6 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from adapters.canonical import RECORD_ID_KEY_SIZE
 from ledger_api.crypto import hpke
 from ledger_api.crypto._framing import lp8_text, uint
 from ledger_api.crypto.errors import HpkeError, InsecureSecretError, KeystoreError, WrongMasterSecretError
@@ -52,6 +57,7 @@ __all__ = [
     "DEMO_MASTER_SECRET",
     "MIN_SECRET_LENGTH",
     "OrgKeystore",
+    "demo_record_id_key",
     "require_real_secret",
 ]
 
@@ -70,6 +76,7 @@ CONSORTIUM_KEY_SIZE = 32
 _FORMAT = 1
 _META_NAME = "keystore.json"
 _CONSORTIUM_NAME = "consortium.key"
+_RECORD_ID_KEY_NAME = "record-id.key"  # never matches _KEY_FILE: not taken for an HPKE key index
 _ORGS_DIR = "orgs"
 _FILE_MAGIC = b"LKS1"
 _NONCE_SIZE = 12
@@ -111,6 +118,14 @@ def require_real_secret(secret: str | None, *, demo: bool) -> str:
             f"the keystore master secret has {len(secret)} characters; at least {MIN_SECRET_LENGTH} are required"
         )
     return secret
+
+
+def demo_record_id_key(org_id: str) -> bytes:
+    """The published record-id key of a demo organisation (fixed, so demo record ids are reproducible).
+
+    A keystore opened outside demo mode refuses to use it (:meth:`OrgKeystore.record_id_key`): with it,
+    anyone could test guessed native ids against that organisation's record ids."""
+    return hashlib.sha256(f"ledger-demo-record-id:{org_id}".encode()).digest()
 
 
 def _hkdf(ikm: bytes, info: bytes) -> bytes:
@@ -164,14 +179,17 @@ def _ensure_dir(directory: Path) -> None:
 
 
 class OrgKeystore:
-    """Per-organisation HPKE private keys and the consortium secret, sealed under a master secret."""
+    """Per-organisation HPKE private keys and record-id keys and the consortium secret, sealed under a master
+    secret."""
 
-    def __init__(self, *, directory: Path, kek: bytes) -> None:
+    def __init__(self, *, directory: Path, kek: bytes, demo: bool = False) -> None:
         # Use OrgKeystore.open(); the constructor trusts that ``kek`` was verified.
         self._dir = directory
         self._aead = AESGCM(kek)
+        self._demo = demo
         self._cache: dict[tuple[str, int], bytes] = {}
         self._consortium: bytes | None = None
+        self._record_id_keys: dict[str, bytes] = {}
 
     @property
     def directory(self) -> Path:
@@ -205,7 +223,7 @@ class OrgKeystore:
         ikm = Scrypt(salt=meta.salt, length=32, n=meta.n, r=meta.r, p=meta.p).derive(secret.encode("utf-8"))
         if not hmac.compare_digest(_hkdf(ikm, _VERIFIER_INFO), meta.verifier):
             raise WrongMasterSecretError(f"the master secret does not open the keystore at {path}")
-        return cls(directory=path, kek=_hkdf(ikm, _KEK_INFO))
+        return cls(directory=path, kek=_hkdf(ikm, _KEK_INFO), demo=demo)
 
     @staticmethod
     def _initialise(meta_path: Path, secret: str, scrypt_n: int) -> None:
@@ -324,6 +342,7 @@ class OrgKeystore:
                     raise KeystoreError(f"organisation {org_id!r} already has key index {index}") from None
                 continue  # a concurrent rotation took this index; take the next one
             self._cache[(org_id, index)] = private_key
+            self._create_record_id_key(org_id, secrets.token_bytes(RECORD_ID_KEY_SIZE))
             return index
         raise KeystoreError(f"could not allocate a key index for {org_id!r}: too many concurrent rotations")
 
@@ -391,6 +410,61 @@ class OrgKeystore:
             if self._indexes(org_id):
                 orgs.append(org_id)
         return sorted(orgs)
+
+    # -- record-id keys -------------------------------------------------------------------------------
+
+    def _create_record_id_key(self, org_id: str, key: bytes) -> bool:
+        """Seal ``key`` as ``org_id``'s record-id key unless it has one; True when this call created it."""
+        try:
+            _write_new_file(self._org_dir(org_id) / _RECORD_ID_KEY_NAME, self._seal(key, self._record_id_ad(org_id)))
+        except FileExistsError:  # kept: the key of an organisation never changes
+            return False
+        return True
+
+    def _record_id_ad(self, org_id: str) -> bytes:
+        return self._ad("record-id-key", org_id, 0)
+
+    def import_record_id_key(self, org_id: str, key: bytes) -> None:
+        """Store ``key`` as the record-id key of ``org_id`` (restoring one, or the demo's fixed key).
+
+        Before the organisation's first HPKE key, which would otherwise create a random one. Importing the
+        key it already has is a no-op; another key is refused: the records stored under the first keep
+        their ids."""
+        if len(key) != RECORD_ID_KEY_SIZE:
+            raise KeystoreError(f"a record-id key has {RECORD_ID_KEY_SIZE} bytes, got {len(key)}")
+        _ensure_dir(self._dir / _ORGS_DIR)
+        _ensure_dir(self._org_dir(org_id))
+        if not self._create_record_id_key(org_id, bytes(key)) and not hmac.compare_digest(
+            self._read_record_id_key(org_id), key
+        ):
+            raise KeystoreError(f"organisation {org_id!r} already has another record-id key")
+
+    def _read_record_id_key(self, org_id: str) -> bytes:
+        path = self._org_dir(org_id) / _RECORD_ID_KEY_NAME
+        key = self._unseal(path, self._record_id_ad(org_id))
+        if len(key) != RECORD_ID_KEY_SIZE:
+            raise KeystoreError(f"{path} holds {len(key)} bytes, expected {RECORD_ID_KEY_SIZE}")
+        return key
+
+    def record_id_key(self, org_id: str) -> bytes:
+        """The 32-byte key ``org_id``'s record ids are derived under (it never leaves the keystore but to
+        :func:`adapters.canonical.derive_record_id`, in the owner's gateway).
+
+        An organisation enrolled before record ids were keyed gets its key here, on first use. The demo's
+        published key (:func:`demo_record_id_key`) is refused unless the keystore was opened in demo mode."""
+        key = self._record_id_keys.get(org_id)
+        if key is None:
+            if not self._indexes(org_id):
+                raise KeystoreError(f"the keystore holds no keys for {org_id!r}")
+            self._create_record_id_key(org_id, secrets.token_bytes(RECORD_ID_KEY_SIZE))
+            key = self._read_record_id_key(org_id)
+            self._record_id_keys[org_id] = key
+        if not self._demo and hmac.compare_digest(key, demo_record_id_key(org_id)):
+            raise InsecureSecretError(
+                f"the record-id key of {org_id!r} is the published demo key: anyone could test guessed native ids "
+                "against its record ids (run in demo mode, or enrol the organisation anew)"
+            )
+        return key
 
     # -- consortium secret ----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from ledger_api.errors import LedgerError
 from ledger_api.gateway.schemas import UPLOAD_FILE_NAME
 from ledger_api.records.erasure import ErasureNotAllowed
 from ledger_api.records.ingest import IngestError, OrganisationNotEnrolled, VersionConflict
-from ledger_api.records.reading import ReadRefused, RecordErased, RecordNotVisible
+from ledger_api.records.reading import EmergencyReasonMissing, ReadRefused, RecordErased, RecordNotVisible
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://ledger.example/problems/"
@@ -111,6 +111,13 @@ def _carried_errors(exc: Exception) -> list[dict[str, Any]]:
     return list(getattr(exc, "errors", ()))
 
 
+def _missing_fields(exc: Exception) -> list[dict[str, Any]]:
+    return [
+        {"location": f"query/{name}", "message": "required for an emergency read without a grant", "type": "missing"}
+        for name in getattr(exc, "missing", ())
+    ]
+
+
 def _no_errors(exc: Exception) -> list[dict[str, Any]]:
     return []
 
@@ -160,6 +167,12 @@ PROBLEMS: Mapping[type[Exception], Problem] = {
     # reads: an invisible record is indistinguishable from a missing one (DESIGN.md, Privacy)
     RecordNotVisible: _NOT_FOUND,
     ReadRefused: _FORBIDDEN,
+    EmergencyReasonMissing: Problem(
+        status=422,
+        slug="emergency-reason-required",
+        title="Emergency read without its reason",
+        errors=_missing_fields,
+    ),
     RecordErased: _GONE,
     ErasureNotAllowed: _NOT_FOUND,
     # pushes and imports

@@ -26,6 +26,7 @@ from ledger_api.errors import LedgerError
 from ledger_api.index.database import make_engine
 from ledger_api.records.ingest import IngestService
 from ledger_api.records.reading import ReadService
+from ledger_api.records.staging import StagingSweep
 from ledger_api.settings import Settings
 from ledger_api.storage import BlobStore, S3BlobStore, blob_store_from_settings
 
@@ -54,6 +55,8 @@ class GatewayServices:
     """Anchors the access log's tree heads; None when the gateway holds no log-writer key."""
     blind_index_limiter: RateLimiter
     anchorer_liveness: AnchorerLiveness
+    staging: StagingSweep
+    """Promotes or discards what crashed pushes left staged: once at start, then periodically."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -123,7 +126,7 @@ class GatewayServices:
             access_log=access_log,
             reader=ReadService(
                 engine=engine, blobs=blobs, keystore=keystore, follower=follower, access_log=access_log,
-                release_guard=guard.check,
+                release_guard=guard.check, emergency_limit=RateLimit.per_hour(settings.emergency_per_hour),
             ),
             anchorer_liveness=liveness,
             blind_index_limiter=RateLimiter(
@@ -131,6 +134,9 @@ class GatewayServices:
                 limit=RateLimit(per_minute=settings.blind_index_per_minute, burst=settings.blind_index_burst),
             ),
             tree_heads=tree_heads,
+            staging=StagingSweep(
+                engine=engine, blobs=blobs, grace_s=settings.staging_grace_s, interval_s=settings.staging_sweep_s
+            ),
         )  # fmt: skip
 
     def start(self) -> None:
@@ -138,9 +144,16 @@ class GatewayServices:
         if self._threads:
             return
         self._stop.clear()
+        # Before serving: a push that died between its commit and its promotion is promoted now, so the
+        # anchoring worker and auditors find its blob in the shared area.
+        try:
+            self.staging.sweep()
+        except LedgerError as exc:  # storage unreachable now: reads find staged blobs; the next sweep retries
+            log.warning("staging sweep at start-up failed: %s", exc)
         targets: list[tuple[str, Callable[[threading.Event], None]]] = [("anchoring", self.worker.run)]
         if self.tree_heads is not None:
             targets.append(("tree-heads", self.tree_heads.run))
+        targets.append(("staging-sweep", self.staging.run))
         for name, target in targets:
             thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
             thread.start()

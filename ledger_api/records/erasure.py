@@ -22,6 +22,13 @@ Design:
 * **Access log.** An erasure is not written to the access log: the log's entries are *releases* (who
   read what under which grant) and an auditor treats each as one; the erasure's own trail is the
   ``erasures`` table and the owner's API call. (An on-chain erasure event would be a contract change.)
+* **Leftover copies.** A push that died between writing its blobs and committing its rows left a
+  staged blob that no row names (:mod:`ledger_api.records.staging`): another copy of the record, with
+  the owner's wrapped key. Erasure discards every staged blob whose header names the record, of a
+  version the index holds (an in-flight push of such a version must fail its commit: the version
+  exists) or staged longer ago than the grace period (no push is in flight that long). A younger one of
+  a *newer* version may be a push of new content right now; if it is a leftover instead, the sweep
+  discards it once the grace period is over.
 * **Limits.** The shredding is only as good as the deletion of other copies: storage versioning or
   backups of the original blob, and plaintext already released to readers, are out of its reach. A read
   that passed its ``shredded_at`` check just before the commit may still fail to find the original blob
@@ -32,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -40,6 +47,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from ledger_api.crypto.envelope import shred
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import RecordVersion, UtcDateTime
+from ledger_api.records.staging import DEFAULT_GRACE_S, staged_copies
 from ledger_api.storage.base import BlobStore
 
 
@@ -85,9 +93,10 @@ class ErasureReceipt:
 
 
 class ErasureService:
-    def __init__(self, *, engine: Engine, blobs: BlobStore) -> None:
+    def __init__(self, *, engine: Engine, blobs: BlobStore, staging_grace_s: float = DEFAULT_GRACE_S) -> None:
         self._engine = engine
         self._blobs = blobs
+        self._grace = timedelta(seconds=staging_grace_s)
         Erasure.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
 
     def erase(
@@ -106,6 +115,7 @@ class ErasureService:
         for row in rows:
             if self._erase_version(row, caller):
                 newly += 1
+        self._discard_staged_copies(record_id, caller, highest=rows[-1].version)
         with Session(self._engine) as session:
             done = session.exec(
                 select(Erasure).where(col(Erasure.record_id) == record_id).order_by(col(Erasure.version))
@@ -152,3 +162,10 @@ class ErasureService:
             session.commit()
         self._blobs.delete(row.blob_key)
         return True
+
+    def _discard_staged_copies(self, record_id: str, owner_org: str, *, highest: int) -> None:
+        """Discard the staged leftovers of this record (see "Leftover copies" above)."""
+        cutoff = datetime.now(UTC) - self._grace
+        for blob, header in staged_copies(self._blobs, record_id=record_id, owner_org=owner_org):
+            if header.version <= highest or blob.staged_at <= cutoff:
+                self._blobs.discard_staged(blob.key)

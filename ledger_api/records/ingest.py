@@ -24,7 +24,6 @@ from adapters.canonical import (
     CanonicalRecord,
     blind_index,
     canonical_json,
-    derive_record_id,
     normalise_address,
     normalise_id_number,
 )
@@ -33,6 +32,8 @@ from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import RecordVersion, SubjectLink
 from ledger_api.records.commitment import RECORD_COMMITMENT
+from ledger_api.records.record_ids import assign_record_ids
+from ledger_api.records.staging import promote_committed
 
 PushStatus = Literal["created", "new_version", "unchanged"]
 _COMMUNITY_CODE_MAX: int = RecordVersion.__table__.c.community_code.type.length  # type: ignore[attr-defined]
@@ -55,7 +56,9 @@ class VersionConflict(IngestError):
 
 
 class BlobStore(Protocol):
-    def put_many(self, blobs: Sequence[bytes]) -> list[str]: ...
+    def stage_many(self, blobs: Sequence[bytes]) -> list[str]: ...
+
+    def promote_many(self, keys: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,18 +79,15 @@ def subject_links(consortium_key: bytes, records: Sequence[CanonicalRecord]) -> 
     """Keyed blind indexes of each record's subjects' ID numbers and of its address (no plaintext)."""
     links: dict[tuple[str, str], dict[str, str]] = {}
     for record in records:
+        record_id = record.assigned_record_id
         for subject in record.subjects:
             if subject.id_number:
                 index = blind_index(consortium_key, "id_number", normalise_id_number(subject.id_number))
-                links[(index, record.record_id)] = {
-                    "blind_index": index,
-                    "kind": "id_number",
-                    "record_id": record.record_id,
-                }
+                links[(index, record_id)] = {"blind_index": index, "kind": "id_number", "record_id": record_id}
         address = normalise_address(record.location)
         if address:
             index = blind_index(consortium_key, "address", address)
-            links[(index, record.record_id)] = {"blind_index": index, "kind": "address", "record_id": record.record_id}
+            links[(index, record_id)] = {"blind_index": index, "kind": "address", "record_id": record_id}
     return list(links.values())
 
 
@@ -112,6 +112,9 @@ class IngestService:
         self._keystore = keystore
         self._clock = clock
         self._consortium_key = keystore.consortium_key()
+        for org_id in keystore.org_ids():
+            # As the master secret is at start-up: a demo record-id key outside demo mode stops the gateway here.
+            keystore.record_id_key(org_id)
         self._owner_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def push(self, *, org_id: str, records: Sequence[CanonicalRecord]) -> list[PushOutcome]:
@@ -140,15 +143,6 @@ class IngestService:
                     }
                 )
                 continue
-            expected = derive_record_id(org_id, record.record_type, record.source.native_id)
-            if record.record_id != expected:
-                errors.append(
-                    {
-                        "index": position,
-                        "field": "record_id",
-                        "message": f"record_id must be derive_record_id(owner, type, native id) = {expected}",
-                    }
-                )
             # The index column is VARCHAR(32), and PostgreSQL text cannot hold NUL: both answered 500 on
             # PostgreSQL only, after the blob was written (tests/ledger_api/gateway/test_backends_devnet.py).
             if len(record.community_code) > _COMMUNITY_CODE_MAX or "\x00" in record.community_code:
@@ -191,26 +185,41 @@ class IngestService:
             latest.update({record_id: (version, fingerprint) for record_id, version, fingerprint in rows})
         return latest
 
+    def _assign_ids(
+        self, session: Session, org_id: str, records: Sequence[CanonicalRecord]
+    ) -> tuple[list[CanonicalRecord], dict[str, tuple[int, str]]]:
+        """Each record with the id it is stored under (see :mod:`ledger_api.records.record_ids`), and the
+        newest stored version of every candidate id."""
+        latest: dict[str, tuple[int, str]] = {}
+
+        def stored(record_ids: list[str]) -> dict[str, tuple[int, str]]:
+            latest.update(self._latest(session, record_ids))
+            return latest
+
+        assigned, errors = assign_record_ids(key=self._keystore.record_id_key(org_id), records=records, stored=stored)
+        if errors:
+            raise IngestError(f"{len(errors)} of {len(records)} record(s) rejected; nothing was stored", errors=errors)
+        return assigned, latest
+
     def _push_locked(
         self, org_id: str, records: Sequence[CanonicalRecord], owner_key: RecipientKey
     ) -> list[PushOutcome]:
         outcomes: list[PushOutcome] = []
         planned: list[_Planned] = []
         with Session(self._engine) as session:
-            latest = self._latest(session, [r.record_id for r in records])
+            records, latest = self._assign_ids(session, org_id, records)
             for record in records:
+                record_id = record.assigned_record_id
                 fingerprint = record.content_fingerprint()
-                current = latest.get(record.record_id)
+                current = latest.get(record_id)
                 if current is not None and current[1] == fingerprint:
-                    outcomes.append(PushOutcome(record_id=record.record_id, version=current[0], status="unchanged"))
+                    outcomes.append(PushOutcome(record_id=record_id, version=current[0], status="unchanged"))
                     continue
                 version = current[0] + 1 if current else 1
-                latest[record.record_id] = (version, fingerprint)
+                latest[record_id] = (version, fingerprint)
                 planned.append(_Planned(record=record, version=version, fingerprint=fingerprint))
                 outcomes.append(
-                    PushOutcome(
-                        record_id=record.record_id, version=version, status="new_version" if current else "created"
-                    )
+                    PushOutcome(record_id=record_id, version=version, status="new_version" if current else "created")
                 )
             if not planned:
                 return outcomes
@@ -218,7 +227,7 @@ class IngestService:
             sealed = [
                 seal_record(
                     plaintext=canonical_json(p.record),
-                    record_id=p.record.record_id,
+                    record_id=p.record.assigned_record_id,
                     owner_org=org_id,
                     record_type=str(p.record.record_type),
                     version=p.version,
@@ -227,12 +236,13 @@ class IngestService:
                 )
                 for p in planned
             ]
-            # Durable ciphertext first, then the index rows: a row never points at a missing blob.
-            self._blobs.put_many([s.blob for s in sealed])
+            # Durable ciphertext first, then the index rows: a row never points at a missing blob. Staged, out
+            # of the auditors' sight, until the commit names them: what a crash in between leaves is swept.
+            staged = self._blobs.stage_many([s.blob for s in sealed])
             received_at = self._clock()
             rows = [
                 {
-                    "record_id": p.record.record_id,
+                    "record_id": p.record.assigned_record_id,
                     "version": p.version,
                     "owner_org": org_id,
                     "record_type": str(p.record.record_type),
@@ -255,6 +265,7 @@ class IngestService:
                 if fresh:
                     connection.execute(insert(SubjectLink), fresh)
             session.commit()
+        promote_committed(self._blobs, staged)
         self._on_stored()
         return outcomes
 

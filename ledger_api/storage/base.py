@@ -4,6 +4,16 @@ A blob is an opaque byte string (in practice an encrypted record envelope). Its 
 its bytes in lowercase hex, so a key names exactly one content: storing the same bytes twice stores
 nothing new, and anyone holding a key, the gateway or an auditor reading the storage on its own, can
 check what they read against it (and against the hash anchored on chain).
+
+Staging. A push writes its ciphertexts *before* it commits the index rows that refer to them, so a
+crash in between leaves blobs nobody refers to; the client's retry seals the record afresh (new data
+key, new nonce, new key). Such a leftover in the shared area would be a ``blob-unanchored`` finding
+for every auditor and, worse, a copy of the record that its erasure never destroys. So record blobs
+are first written to a *staging area* beside the shared one (``stage_many``), which auditors do not
+list, and moved into the shared area (``promote_many``) once the index commit refers to them. What a
+crash leaves in staging is either referenced by the index (then promoted by the recovery sweep,
+:mod:`ledger_api.records.staging`) or not (then discarded once older than a grace period, so that a
+push still in flight elsewhere keeps its blobs).
 """
 
 from __future__ import annotations
@@ -11,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ledger_api.storage.errors import InvalidBlobKey
@@ -36,6 +48,15 @@ def check_key(key: object) -> str:
         raise InvalidBlobKey(key)
     assert isinstance(key, str)
     return key
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedBlob:
+    """A blob in the staging area, and when it was written there (by the storage's own clock)."""
+
+    key: str
+    staged_at: datetime
+    """Timezone-aware; the file's modification time, or the object's ``LastModified``."""
 
 
 class BlobWriter(Protocol):
@@ -66,21 +87,49 @@ class BlobStore(Protocol):
         ...
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
-        """The bytes stored under ``key``.
+        """The bytes stored under ``key``, in the shared area or, until it is promoted, in staging (a row
+        committed a moment ago, or by a gateway that died before promoting, is readable at once).
 
         Raises ``BlobNotFound`` when absent and, unless ``verify`` is false, ``BlobCorrupted`` when the
         content no longer hashes to the key.
         """
         ...
 
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is in the shared area (a staged blob is not: see :meth:`iter_staged`)."""
+        ...
 
     def delete(self, key: str) -> None:
-        """Remove the blob if present (idempotent): used to replace or clean up crypto-shredded blobs."""
+        """Remove every copy of the blob, shared and staged (idempotent): erasure relies on it."""
         ...
 
     def iter_keys(self) -> Iterator[str]:
-        """Every stored key, in ascending order; for auditors walking the whole store."""
+        """Every key in the shared area, in ascending order; for auditors walking the whole store.
+        Staged blobs are not listed: they are not shared records (yet)."""
+        ...
+
+    def stage_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store a batch in the staging area, durably, as ``put_many`` does; return the keys in input order."""
+        ...
+
+    def promote_many(self, keys: Sequence[str]) -> None:
+        """Move staged blobs into the shared area; all are durable there when this returns.
+
+        Idempotent: a key already promoted (by this call's twin in another process) is fine. Raises
+        ``BlobNotFound`` for a key neither staged nor shared.
+        """
+        ...
+
+    def iter_staged(self) -> Iterator[StagedBlob]:
+        """Every staged blob with its staging time, in ascending key order."""
+        ...
+
+    def get_staged(self, key: str) -> bytes:
+        """The verified bytes of a staged blob; raises ``BlobNotFound`` when it is not staged."""
+        ...
+
+    def discard_staged(self, key: str) -> None:
+        """Remove a staged blob if present (idempotent); the shared copy, if any, stays."""
         ...
 
     def verify(self, key: str) -> bool:
@@ -96,4 +145,13 @@ class BlobReader(Protocol):
     def get(self, key: str, *, verify: bool = True) -> bytes: ...
 
 
-__all__ = ["KEY_LENGTH", "BlobReader", "BlobStore", "BlobWriter", "blob_key", "check_key", "is_valid_key"]
+__all__ = [
+    "KEY_LENGTH",
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
+    "StagedBlob",
+    "blob_key",
+    "check_key",
+    "is_valid_key",
+]

@@ -12,6 +12,10 @@ Durability and atomicity (a crash of the process or of the machine at any instan
   created on the way are fsynced in their parents for the same reason.
 * A crash leaves at worst stray ``.tmp-…`` files. Nothing reads them (``iter_keys`` and ``get`` only
   look at valid key names) and :meth:`LocalBlobStore.remove_stale_temp_files` deletes them.
+* Staged blobs (see :mod:`ledger_api.storage.base`) live in ``root/staging/<key>``, written the same
+  way. ``staging`` is not a fan-out name (two hex digits) nor a key, so ``iter_keys`` never walks it.
+  Promotion is a ``rename`` into the fan-out tree, on the same filesystem, hence atomic: a blob is
+  staged or shared, never half of each, and after a crash at worst both names exist (the same bytes).
 
 A single ``put`` always fsyncs its file and directory. ``put_many`` amortises the durability cost
 over a batch: all temp files are written, then one durability barrier, then all renames, then the
@@ -48,16 +52,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from ledger_api.storage.base import blob_key, check_key, is_valid_key
+from ledger_api.storage.base import StagedBlob, blob_key, check_key, is_valid_key
 from ledger_api.storage.errors import BlobCorrupted, BlobNotFound, StorageError
 
 Barrier = Literal["fsync", "syncfs"]
 BARRIERS: Final[tuple[Barrier, ...]] = ("fsync", "syncfs")
 
 TEMP_PREFIX: Final = ".tmp-"
+STAGING_DIR: Final = "staging"
 MAX_FANOUT: Final = 4
 _HEX: Final = frozenset("0123456789abcdef")
 
@@ -73,6 +79,7 @@ class LocalBlobStore:
         barrier: Barrier | None = None,
         sync_workers: int = 8,
         file_mode: int = 0o644,
+        staging: bool = True,
     ) -> None:
         barrier = DEFAULT_BARRIER if barrier is None else barrier
         if not 0 <= fanout <= MAX_FANOUT:
@@ -95,6 +102,13 @@ class LocalBlobStore:
                 _fsync_dir(parent)
         except OSError as exc:
             raise StorageError(f"cannot create blob directory {self._root}: {exc}") from exc
+        # The staging area is a flat store of its own (it holds only pushes in flight and crash leftovers).
+        self._staging: LocalBlobStore | None = None
+        if staging:
+            self._staging = LocalBlobStore(
+                root=self._root / STAGING_DIR, fanout=0, barrier=barrier, sync_workers=sync_workers,
+                file_mode=file_mode, staging=False,
+            )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"LocalBlobStore(root={str(self._root)!r}, fanout={self._fanout}, barrier={self._barrier!r})"
@@ -183,6 +197,8 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)
+        if self._staging is not None:
+            self._staging.delete(key)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -194,6 +210,53 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"deleted blob {key} but could not make the deletion durable: {exc}") from exc
 
+    # -- staging -------------------------------------------------------------------------------------
+
+    def stage_many(self, blobs: Sequence[bytes]) -> list[str]:
+        return self._staging_area().put_many(blobs)
+
+    def promote_many(self, keys: Sequence[str]) -> None:
+        staging = self._staging_area()
+        moves = [(key, staging.path_for(key), self.path_for(key)) for key in dict.fromkeys(keys)]
+        if not moves:
+            return
+        touched: set[Path] = set()
+        try:
+            for key, staged, shared in moves:
+                touched.update(self._ensure_dir(shared.parent))
+                try:
+                    os.replace(staged, shared)
+                except FileNotFoundError:
+                    if not self.exists(key):  # else promoted already, by another process or a retry
+                        raise BlobNotFound(key) from None
+                    continue
+                touched.add(shared.parent)
+            if not touched:
+                return
+            # The renames (and the entries they removed from staging) survive a crash before the caller
+            # goes on: ext4 journals both halves of a rename in one transaction.
+            if self._barrier == "fsync":
+                self._in_parallel(_fsync_dir, sorted(touched | {staging.root}))
+            else:
+                _sync_filesystem(self._root)
+        except OSError as exc:
+            raise StorageError(f"cannot promote {len(moves)} staged blobs under {self._root}: {exc}") from exc
+
+    def iter_staged(self) -> Iterator[StagedBlob]:
+        staging = self._staging_area()
+        for key in staging.iter_keys():
+            try:
+                modified = staging.path_for(key).stat().st_mtime
+            except FileNotFoundError:
+                continue  # promoted or discarded since it was listed
+            yield StagedBlob(key=key, staged_at=datetime.fromtimestamp(modified, UTC))
+
+    def get_staged(self, key: str) -> bytes:
+        return self._staging_area().get(key)
+
+    def discard_staged(self, key: str) -> None:
+        self._staging_area().delete(key)
+
     # -- reading -------------------------------------------------------------------------------------
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
@@ -201,7 +264,9 @@ class LocalBlobStore:
         try:
             data = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
-            raise BlobNotFound(key) from None
+            if self._staging is None:
+                raise BlobNotFound(key) from None
+            return self._staging.get(key, verify=verify)
         except IsADirectoryError as exc:
             raise StorageError(f"blob path {path} is a directory") from exc
         except OSError as exc:
@@ -257,7 +322,7 @@ class LocalBlobStore:
         the directory: their temp files in flight are seconds old. Call it at start-up or periodically.
         """
         cutoff = time.time() - older_than_s
-        removed = 0
+        removed = 0 if self._staging is None else self._staging.remove_stale_temp_files(older_than_s=older_than_s)
         for path in self.iter_temp_files():
             try:
                 if path.stat().st_mtime <= cutoff:
@@ -268,6 +333,11 @@ class LocalBlobStore:
         return removed
 
     # -- internals -----------------------------------------------------------------------------------
+
+    def _staging_area(self) -> LocalBlobStore:
+        if self._staging is None:
+            raise StorageError(f"the blob store {self._root} is itself a staging area and has none")
+        return self._staging
 
     def _present(self, path: Path, size: int) -> bool:
         # A file of the right size under a content key is taken as that content: re-hashing on every put
@@ -450,4 +520,4 @@ def _sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["BARRIERS", "DEFAULT_BARRIER", "TEMP_PREFIX", "Barrier", "LocalBlobStore"]
+__all__ = ["BARRIERS", "DEFAULT_BARRIER", "STAGING_DIR", "TEMP_PREFIX", "Barrier", "LocalBlobStore"]

@@ -10,6 +10,11 @@ one of these optional headers gets the upload retried without it, and the store 
 it again (SeaweedFS 4.x accepts all three). ``Content-MD5`` is never dropped.
 
 Durability is the server's: ``put`` returns once the server has acknowledged the object.
+
+Staged blobs (see :mod:`ledger_api.storage.base`) are objects under ``prefix + "staging/"``: a name
+there is not a key, so ``iter_keys`` skips them. Promotion is a server-side ``CopyObject`` to the shared
+name followed by a ``DeleteObject`` of the staged one; a crash in between leaves both (the same bytes),
+which the recovery sweep resolves like any other staged blob.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ import base64
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ledger_api.storage.base import blob_key, check_key, is_valid_key
+from ledger_api.storage.base import StagedBlob, blob_key, check_key, is_valid_key
 from ledger_api.storage.errors import BlobCorrupted, BlobNotFound, StorageError
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 _UNSUPPORTED_CODES = frozenset({"NotImplemented", "InvalidArgument", "InvalidRequest", "UnsupportedHeader"})
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _NO_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+STAGING_PREFIX = "staging/"
 
 _SESSION_LOCK = threading.Lock()
 _session: boto3.session.Session | None = None
@@ -76,6 +84,7 @@ class S3BlobStore:
         self._endpoint_url = endpoint_url
         self._bucket = bucket
         self._prefix = prefix
+        self._staging_prefix = prefix + STAGING_PREFIX
         self._region = region
         self._max_workers = max_workers
         config = Config(
@@ -122,6 +131,10 @@ class S3BlobStore:
         """The S3 object key of blob ``key``. Validates the key first."""
         return self._prefix + check_key(key)
 
+    def staged_name(self, key: str) -> str:
+        """The S3 object key of blob ``key`` while it is staged. Validates the key first."""
+        return self._staging_prefix + check_key(key)
+
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (and is ours)."""
         try:
@@ -150,34 +163,45 @@ class S3BlobStore:
 
     def put(self, data: bytes) -> str:
         key = blob_key(data)
-        self._put(key, data)
+        self._put(self.object_name(key), key, data)
         return key
 
     def put_many(self, blobs: Sequence[bytes]) -> list[str]:
-        keys = [blob_key(data) for data in blobs]
-        pending = dict(zip(keys, blobs, strict=True))  # one upload per distinct content
-        if len(pending) <= 1 or self._max_workers == 1:
-            for key, data in pending.items():
-                self._put(key, data)
-            return keys
-        # Latency-bound, not CPU-bound: a few concurrent requests multiply the throughput. Every upload
-        # has finished (or the first error is raised) when the pool exits.
-        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(pending))) as pool:
-            for future in [pool.submit(self._put, key, data) for key, data in pending.items()]:
-                future.result()
-        return keys
+        return self._put_many(blobs, self.object_name)
 
     def delete(self, key: str) -> None:
-        name = self.object_name(key)
-        try:
-            self._client.delete_object(Bucket=self._bucket, Key=name)  # S3 answers 204 for a missing key too
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(f"cannot delete blob {key}", exc) from exc
+        self._delete(self.staged_name(key), key)
+        self._delete(self.object_name(key), key)
+
+    # -- staging -------------------------------------------------------------------------------------
+
+    def stage_many(self, blobs: Sequence[bytes]) -> list[str]:
+        return self._put_many(blobs, self.staged_name)
+
+    def promote_many(self, keys: Sequence[str]) -> None:
+        self._each(self._promote, dict.fromkeys(keys))
+
+    def iter_staged(self) -> Iterator[StagedBlob]:
+        for name, item in self._list(self._staging_prefix):
+            modified = item.get("LastModified")
+            if modified is not None:
+                yield StagedBlob(key=name, staged_at=modified.astimezone(UTC))
+
+    def get_staged(self, key: str) -> bytes:
+        return self._get(self.staged_name(key), key, verify=True)
+
+    def discard_staged(self, key: str) -> None:
+        self._delete(self.staged_name(key), key)
 
     # -- reading -------------------------------------------------------------------------------------
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
-        name = self.object_name(key)
+        try:
+            return self._get(self.object_name(key), key, verify=verify)
+        except BlobNotFound:
+            return self._get(self.staged_name(key), key, verify=verify)
+
+    def _get(self, name: str, key: str, *, verify: bool) -> bytes:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=name)
             data = response["Body"].read()
@@ -209,13 +233,18 @@ class S3BlobStore:
         return blob_key(self.get(key, verify=False)) == key
 
     def iter_keys(self) -> Iterator[str]:
+        for name, _ in self._list(self._prefix):
+            yield name
+
+    def _list(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """(key, listing entry) of every object directly under ``prefix`` whose rest is a key."""
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    name = item.get("Key", "")[len(self._prefix) :]
-                    if is_valid_key(name):  # other objects may share the prefix; they are not blobs
-                        yield name
+                    name = item.get("Key", "")[len(prefix) :]
+                    if is_valid_key(name):  # other objects (staged ones too) may share the prefix
+                        yield name, item
         except (ClientError, BotoCoreError) as exc:
             raise self._error(f"cannot list bucket {self._bucket}", exc) from exc
 
@@ -224,8 +253,47 @@ class S3BlobStore:
 
     # -- internals -----------------------------------------------------------------------------------
 
-    def _put(self, key: str, data: bytes) -> None:
-        name = self.object_name(key)
+    def _put_many(self, blobs: Sequence[bytes], name_of: Callable[[str], str]) -> list[str]:
+        keys = [blob_key(data) for data in blobs]
+        pending = dict(zip(keys, blobs, strict=True))  # one upload per distinct content
+        self._each(lambda key: self._put(name_of(key), key, pending[key]), pending)
+        return keys
+
+    def _each(self, action: Callable[[str], None], keys: Iterable[str]) -> None:
+        """``action`` on every key; all have finished (or the first error is raised) on return."""
+        keys = list(keys)
+        if len(keys) <= 1 or self._max_workers == 1:
+            for key in keys:
+                action(key)
+            return
+        # Latency-bound, not CPU-bound: a few concurrent requests multiply the throughput.
+        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(keys))) as pool:
+            for future in [pool.submit(action, key) for key in keys]:
+                future.result()
+
+    def _promote(self, key: str) -> None:
+        staged, shared = self.staged_name(key), self.object_name(key)
+        try:
+            self._client.copy_object(
+                Bucket=self._bucket, Key=shared, CopySource={"Bucket": self._bucket, "Key": staged}
+            )
+        except ClientError as exc:
+            if _code(exc) not in _NOT_FOUND_CODES:
+                raise self._error(f"cannot promote staged blob {key}", exc) from exc
+            if not self.exists(key):  # else promoted already, by another process or a retry
+                raise BlobNotFound(key) from None
+            return
+        except BotoCoreError as exc:
+            raise self._error(f"cannot promote staged blob {key}", exc) from exc
+        self._delete(staged, key)
+
+    def _delete(self, name: str, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=name)  # S3 answers 204 for a missing key too
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(f"cannot delete blob {key}", exc) from exc
+
+    def _put(self, name: str, key: str, data: bytes) -> None:
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
         while True:
             send_sha256, send_if_none_match = self._send_sha256, self._send_if_none_match
@@ -296,4 +364,4 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
-__all__ = ["S3BlobStore"]
+__all__ = ["STAGING_PREFIX", "S3BlobStore"]

@@ -14,6 +14,8 @@ from adapters import ImportContext
 # The repository sits at <root>/main with the shared samples at <root>/shared (CI clones them side by side).
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 CST = timezone(timedelta(hours=8))
+#: The owner's record-id key in these tests (a gateway holds the real one in its keystore).
+RECORD_ID_KEY = bytes(range(32))
 COMMUNITY_CODES = {"清河社区": "330106001001", "柳岸社区": "330106001002", "东湖社区": "330106002003"}
 
 
@@ -23,6 +25,7 @@ def make_context(**overrides: Any) -> ImportContext:
         "community_code": "330106000000",
         "community_codes": COMMUNITY_CODES,
         "as_of": datetime(2025, 4, 1, tzinfo=CST),
+        "record_id_key": RECORD_ID_KEY,
     }
     values.update(overrides)
     return ImportContext(**values)

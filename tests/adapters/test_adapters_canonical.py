@@ -19,12 +19,14 @@ from adapters import (
     Subject,
     blind_index,
     canonical_json,
+    derive_legacy_record_id,
     derive_record_id,
     normalise_address,
     normalise_id_number,
     record_json_schema,
 )
 from adapters.canonical import SCHEMA_PATH, SCHEMA_VERSION
+from tests.adapters.conftest import RECORD_ID_KEY as KEY
 
 CST = timezone(timedelta(hours=8))
 
@@ -43,7 +45,7 @@ def record(**changes: Any) -> CanonicalRecord:
     }
     data.update(changes)
     source = data["source"]
-    data.setdefault("record_id", derive_record_id(data["owner_org"], data["record_type"], source["native_id"]))
+    data.setdefault("record_id", derive_record_id(KEY, data["owner_org"], data["record_type"], source["native_id"]))
     return CanonicalRecord.model_validate(data)
 
 
@@ -62,26 +64,56 @@ def test_schema_is_draft_2020_12_with_versioned_id() -> None:
     assert schema["properties"]["record_id"]["pattern"] == "^[0-9a-f]{64}$"
 
 
+def _parts(*parts: bytes) -> bytes:
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
 def test_record_id_derivation() -> None:
-    rid = derive_record_id("org-1", RecordType.INCIDENT, "J1")
+    rid = derive_record_id(KEY, "org-1", RecordType.INCIDENT, "J1")
     assert len(rid) == 64
     assert int(rid, 16) >= 0
     assert rid == rid.lower()
-    assert rid == derive_record_id("org-1", "incident", "J1")
-    assert rid != derive_record_id("org-2", RecordType.INCIDENT, "J1")
-    assert rid != derive_record_id("org-1", RecordType.RESIDENT, "J1")
-    assert rid != derive_record_id("org-1", RecordType.INCIDENT, "J2")
+    assert rid == derive_record_id(KEY, "org-1", "incident", "J1")
+    assert rid != derive_record_id(KEY, "org-2", RecordType.INCIDENT, "J1")
+    assert rid != derive_record_id(KEY, "org-1", RecordType.RESIDENT, "J1")
+    assert rid != derive_record_id(KEY, "org-1", RecordType.INCIDENT, "J2")
     # Length prefixes make the encoding unambiguous: moving bytes between parts changes the id.
-    assert derive_record_id("org-1a", RecordType.INCIDENT, "b") != derive_record_id("org-1", RecordType.INCIDENT, "ab")
-    expected = hashlib.sha256(
-        b"ledger/record-id/v1\x00" + b"".join(len(p).to_bytes(4, "big") + p for p in (b"org-1", b"incident", b"J1"))
+    assert derive_record_id(KEY, "org-1a", RecordType.INCIDENT, "b") != derive_record_id(
+        KEY, "org-1", RecordType.INCIDENT, "ab"
+    )
+    expected = hmac.new(
+        KEY, b"ledger/record-id/v2\x00" + _parts(b"org-1", b"incident", b"J1"), hashlib.sha256
     ).hexdigest()
     assert rid == expected
 
 
-def test_record_id_must_match_its_parts() -> None:
+def test_record_ids_are_keyed_so_a_guess_cannot_be_tested_without_the_key() -> None:
+    """A resident's native id is an ID number: the unkeyed id gave it back from a region code and a birth year."""
+    id_number = "330102199001011234"
+    rid = derive_record_id(KEY, "org-1", RecordType.RESIDENT, id_number)
+    unkeyed_guess = hashlib.sha256(b"ledger/record-id/v1\x00" + _parts(b"org-1", b"resident", id_number.encode()))
+    assert rid != unkeyed_guess.hexdigest()
+    assert rid != derive_legacy_record_id("org-1", RecordType.RESIDENT, id_number)
+    assert rid != derive_record_id(bytes(32), "org-1", RecordType.RESIDENT, id_number)  # another owner's key
+    for short in (b"", b"k" * 31):
+        with pytest.raises(ValueError, match="record-id key"):
+            derive_record_id(short, "org-1", RecordType.RESIDENT, id_number)
+
+
+def test_legacy_record_id_is_the_v1_unkeyed_hash() -> None:
+    # Records stored before keyed ids keep this id; the owner's gateway finds them by it.
+    expected = hashlib.sha256(b"ledger/record-id/v1\x00" + _parts(b"org-1", b"incident", b"J1")).hexdigest()
+    assert derive_legacy_record_id("org-1", RecordType.INCIDENT, "J1") == expected
+    assert derive_legacy_record_id("org-1", "incident", "J1") == expected
+
+
+def test_record_id_is_64_hex_or_left_for_the_owners_gateway() -> None:
+    # The model cannot check an id without the owner's key: the owner's gateway does (tests/ledger_api/records).
+    assert record(record_id=None).record_id is None
     with pytest.raises(ValidationError, match="record_id"):
-        record(record_id="0" * 64)
+        record(record_id="0" * 63)
+    with pytest.raises(ValueError, match="has no record_id yet"):
+        _ = record(record_id=None).assigned_record_id
 
 
 def test_records_are_frozen_and_keyword_only() -> None:

@@ -33,6 +33,7 @@ from adapters import (
     record_json_schema,
 )
 from adapters.registry import ENTRY_POINT_GROUP
+from tests.adapters.conftest import RECORD_ID_KEY
 
 ADAPTERS = available_adapters()
 
@@ -118,7 +119,8 @@ def test_every_record_validates_against_the_published_schema(run: Run, validator
 
 def test_record_ids_are_derived_from_owner_type_and_native_id(run: Run) -> None:
     for record in records(run):
-        assert record.record_id == derive_record_id(record.owner_org, record.record_type, record.source.native_id)
+        native_id = record.source.native_id
+        assert record.record_id == derive_record_id(RECORD_ID_KEY, record.owner_org, record.record_type, native_id)
         assert record.record_type == run.adapter.record_type
         assert record.source.system == run.adapter.name
         assert record.owner_org == "org-test-1"  # from the context, never from the file
@@ -157,6 +159,26 @@ def test_another_owner_gets_other_record_ids(run: Run, make_ctx: Any) -> None:
         )
     assert other.record.owner_org == "org-other"
     assert other.record.record_id != mine.record_id
+
+
+def _imported(run: Run, context: Any) -> list[CanonicalRecord]:
+    out: list[CanonicalRecord] = []
+    import_file(run.path, run.adapter, context=context, sink=out.extend)
+    return out
+
+
+def test_without_the_owners_key_records_carry_no_id(run: Run, make_ctx: Any) -> None:
+    """A department machine holds no record-id key: the owner's gateway assigns the ids on push."""
+    keyed, unkeyed = _imported(run, make_ctx()), _imported(run, make_ctx(record_id_key=None))
+    assert unkeyed
+    assert {r.record_id for r in unkeyed} == {None}
+    assert [r.to_json_dict() for r in unkeyed] == [{**r.to_json_dict(), "record_id": None} for r in keyed]
+
+
+def test_another_key_gives_other_record_ids(run: Run, make_ctx: Any) -> None:
+    mine, other = _imported(run, make_ctx()), _imported(run, make_ctx(record_id_key=bytes(32)))
+    assert len(mine) == len(other)
+    assert not {r.record_id for r in mine} & {r.record_id for r in other}
 
 
 def test_rows_add_up(run: Run, make_ctx: Any) -> None:

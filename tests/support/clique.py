@@ -41,13 +41,20 @@ def block_hash(network: CliqueNetwork, index: int, number: int) -> str | None:
     return str(block["hash"]) if block else None
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.2, what: str) -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.2,
+    what: str,
+    state: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval_s)
-    raise AssertionError(f"not within {timeout_s:.0f}s: {what}")
+    raise AssertionError(f"not within {timeout_s:.0f}s: {what}" + (f"; {state()}" if state else ""))
 
 
 def wait_for_blocks(network: CliqueNetwork, index: int, count: int, *, timeout_s: float = 60.0) -> int:
@@ -73,21 +80,46 @@ def agree_at_depth(network: CliqueNetwork, depth: int, nodes: list[int] | None =
     return number, str(hashes[indices[0]])
 
 
-def isolate_when_it_may_seal(network: CliqueNetwork, index: int) -> None:
-    """Cut node ``index`` off right after a block that neither it nor the one before was sealed by: Clique
-    lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal the next one."""
+def isolate_idle(network: CliqueNetwork, index: int, *, timeout_s: float = 60.0) -> None:
+    """Cut node ``index`` off with its sealing stopped, at a head whose last two blocks it did not seal.
+
+    Clique lets a signer seal one of every floor(N/2)+1 blocks, so alone it may then seal exactly one
+    block; with its miner stopped it seals it only when :func:`seal_alone` says so, with whatever its pool
+    holds by then. (Isolating a node that keeps sealing races its next block against the transaction the
+    test wants in it.) Once its miner is stopped and its last block sealed, every new block is another
+    signer's, so the condition below, once true, stays true while the node is cut off.
+    """
+    network.call(index, "miner_stop")
     mine = network.signer(index).lower()
-    last = head(network, 0) or 0
-    deadline = time.monotonic() + 30
+    other = (index + 1) % network.size
+    # miner_stop does not cancel a block geth is already sealing (it lands up to a period and Clique's
+    # 1.5 s out-of-turn wiggle later): let the others seal past it before looking at the node's chain.
+    wait_for_blocks(network, other, 3)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now = head(network, 0) or 0
-        if now > last:
-            last = now
-            if mine not in (network.sealer(0, now).lower(), network.sealer(0, now - 1).lower()):
-                network.isolate_node(index)
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"no moment to cut node {index} off in 30s")
+        now = head(network, index) or 0
+        synced = now >= 2 and now == head(network, other)
+        if synced and mine not in (network.sealer(index, now).lower(), network.sealer(index, now - 1).lower()):
+            network.isolate_node(index)
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no moment to cut node {index} off in {timeout_s:.0f}s")
+
+
+def seal_alone(network: CliqueNetwork, index: int) -> None:
+    """Let the node cut off by :func:`isolate_idle` seal its one block, from its pool as it is now."""
+    network.call(index, "miner_start")
+
+
+def describe_node(network: CliqueNetwork, index: int) -> str:
+    """What a failed wait needs to be understood: the node's head and who sealed it, its pool, its peers."""
+    now = head(network, index) or 0
+    sealers = {n: network.sealer(index, n)[:10] for n in range(max(now - 3, 1), now + 1)}
+    return (
+        f"node {index} (signer {network.signer(index)[:10]}): head {now}, sealed by {sealers}, "
+        f"mining {network.call(index, 'eth_mining')}, peers {int(network.call(index, 'net_peerCount'), 16)}, "
+        f"pool {network.call(index, 'txpool_status')}"
+    )
 
 
 @contextmanager

@@ -42,6 +42,7 @@ from ledger_api.chain.deploy import Deployment
 from ledger_api.chain.devnet import free_port
 from ledger_api.chain.events import iter_events
 from ledger_api.chain.rpc import JsonRpc
+from ledger_api.crypto.keystore import demo_record_id_key
 from ledger_api.index.database import make_engine
 from ledger_api.index.models import RecordVersion
 from ledger_api.records.leaves import BatchManifest
@@ -262,7 +263,9 @@ class RecordFactory:
         native_id = f"{template['source']['native_id']}~{self._tag}-{self._made}"
         self._made += 1
         document["source"]["native_id"] = native_id
-        document["record_id"] = derive_record_id(document["owner_org"], document["record_type"], native_id)
+        owner = document["owner_org"]
+        # Provisioned organisations have the demo's published record-id keys: the gateway assigns this id.
+        document["record_id"] = derive_record_id(demo_record_id_key(owner), owner, document["record_type"], native_id)
         self._known[document["record_id"]] = document
         return document
 

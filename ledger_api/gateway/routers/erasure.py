@@ -44,7 +44,9 @@ def erasure_service(request: Request, services: GatewayServices) -> ErasureServi
     existing = getattr(request.app.state, "erasures", None)
     if isinstance(existing, ErasureService):
         return existing
-    created = ErasureService(engine=services.engine, blobs=services.blobs)
+    created = ErasureService(
+        engine=services.engine, blobs=services.blobs, staging_grace_s=services.settings.staging_grace_s
+    )
     request.app.state.erasures = created
     return created
 

@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from ledger_api.access.decision import EmergencyReason
 from ledger_api.chain.encoding import Purpose
 from ledger_api.gateway.deps import CurrentFollower, CurrentOrg, Services
 from ledger_api.gateway.problems import InvalidRecord, problem_responses
 from ledger_api.gateway.schemas import RecordSummary
 from ledger_api.gateway.visibility import visible_records_filter
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.reading import ReadResult
+from ledger_api.records.reading import BreakGlass, ReadResult
 
 router = APIRouter(tags=["records"])
 
@@ -33,6 +34,10 @@ PurposeName = Literal[
 ]
 if set(get_args(PurposeName)) != set(Purpose.names()):  # pragma: no cover - guards the copy above
     raise RuntimeError("PurposeName is out of step with ledger_api.chain.encoding.Purpose")
+#: The reason classes of a break-glass read (``ledger_api.access.decision.EmergencyReason``).
+EmergencyReasonName = Literal["life_threat", "missing_person", "fire_or_hazard", "public_order", "other"]
+if set(get_args(EmergencyReasonName)) != set(EmergencyReason.names()):  # pragma: no cover - guards the copy above
+    raise RuntimeError("EmergencyReasonName is out of step with ledger_api.access.decision.EmergencyReason")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -159,10 +164,14 @@ def _instant(text: str, name: str) -> datetime:
     "/records/{record_id}",
     response_model=RecordRead,
     summary="Read a record for a stated purpose, under a grant valid now; every read is logged",
-    responses=problem_responses(401, 403, 404, 410, 422, descriptions={
-        403: "A grant from the owner exists but does not cover this read",
-        404: "No such record visible to the caller",
+    responses=problem_responses(401, 403, 404, 410, 422, 429, descriptions={
+        403: "The grant presented covers this record but not this read now (expired, revoked, purpose, "
+             "suspension), or the caller is not active on chain",
+        404: "No such record visible to the caller: the same answer whether it exists or not",
         410: "The record was erased (crypto-shredded)",
+        422: "Invalid request, or an emergency read without a grant that does not state reason_class, reason and "
+             "incident_ref",
+        429: "Over the organisation's emergency reads per hour (LEDGER_EMERGENCY_PER_HOUR)",
     }),
 )  # fmt: skip
 async def read_record(
@@ -172,14 +181,30 @@ async def read_record(
     purpose: Annotated[PurposeName, Query(description="Why the record is read")],
     grant: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="The grant the read relies on")] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    reason_class: Annotated[
+        EmergencyReasonName | None, Query(description="Emergency reads without a grant: why (its class)")
+    ] = None,
+    reason: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="Emergency reads without a grant: why")
+    ] = None,
+    incident_ref: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="Emergency reads without a grant: the incident it serves"),
+    ] = None,
 ) -> Response:
     try:
         stated = Purpose.parse(purpose)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from exc
-    result: ReadResult = await run_in_threadpool(
-        services.reader.read, caller=org_id, record_id=record_id, purpose=stated, grant_id=grant, version=version
+    statement = BreakGlass(
+        reason_class=None if reason_class is None else EmergencyReason.parse(reason_class),
+        reason=reason,
+        incident_ref=incident_ref,
     )
+    result: ReadResult = await run_in_threadpool(
+        services.reader.read, caller=org_id, record_id=record_id, purpose=stated, grant_id=grant, version=version,
+        statement=statement,
+    )  # fmt: skip
     # The hot path of the gateway: the body is `RecordRead` (as published), built from plain values the read
     # path produced, so it is serialised once here instead of being revalidated through the model
     # (tests/ledger_api/gateway/test_read_response.py holds it to the model).

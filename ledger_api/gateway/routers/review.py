@@ -55,6 +55,10 @@ class EmergencyRead(BaseModel):
     time: str
     request_id: str
     checked_block: int
+    reason_class: str | None = None
+    """What the reader stated (absent for reads logged before break-glass reads had to state it)."""
+    reason: str | None = None
+    incident_ref: str | None = None
 
 
 class EmergencyReadPage(BaseModel):
@@ -86,9 +90,12 @@ async def emergency_reads(
     return await run_in_threadpool(_page, services, org_id, limit, after)
 
 
-def _page(services: GatewayServices, org_id: str, limit: int, after: int | None) -> EmergencyReadPage:
-    view = services.follower.organisation(org_id)
-    review_all = view is not None and not view.suspended and view.kind in REVIEW_ALL_KINDS
+def emergency_entries(
+    services: GatewayServices, org_id: str, *, review_all: bool, after: int | None, limit: int, upto: int | None = None
+) -> tuple[list[tuple[int, Entry]], int | None]:
+    """Emergency reads (refusals aside) after leaf index ``after`` and up to ``upto``, of every record
+    (``review_all``) or of those ``org_id`` owns, at most ``limit`` of them in log order; and the index of
+    the last one when more may follow (else None)."""
     query = select(AccessLogEntryRow.seq, AccessLogEntryRow.data).where(
         _data_as_text(services.engine.dialect.name).like(_EMERGENCY_MARK)
     )
@@ -97,29 +104,38 @@ def _page(services: GatewayServices, org_id: str, limit: int, after: int | None)
         query = query.where(col(AccessLogEntryRow.record_id).in_(owned))
     if after is not None:
         query = query.where(col(AccessLogEntryRow.seq) > after)
+    if upto is not None:
+        query = query.where(col(AccessLogEntryRow.seq) <= upto)
     with Session(services.engine) as session:
         rows = session.exec(query.order_by(col(AccessLogEntryRow.seq)).limit(limit + 1)).all()
     page = rows[:limit]
-    reads = []
+    found = []
     for seq, data in page:
         entry = Entry.from_leaf_data(bytes(data))
-        if not entry.emergency or not (review_all or entry.owner_org == org_id):
-            continue
-        reads.append(
-            EmergencyRead(
-                entry_index=seq,
-                accessor_org=entry.accessor_org,
-                record_id=entry.record_id,
-                version=entry.version,
-                owner_org=entry.owner_org,
-                purpose=entry.purpose,
-                time=format_time(entry.time),
-                request_id=entry.request_id,
-                checked_block=entry.checked_block,
-            )
+        if entry.emergency and not entry.is_refusal and (review_all or entry.owner_org == org_id):
+            found.append((seq, entry))
+    return found, (page[-1][0] if len(rows) > limit and page else None)
+
+
+def _page(services: GatewayServices, org_id: str, limit: int, after: int | None) -> EmergencyReadPage:
+    view = services.follower.organisation(org_id)
+    review_all = view is not None and not view.suspended and view.kind in REVIEW_ALL_KINDS
+    found, next_after = emergency_entries(services, org_id, review_all=review_all, after=after, limit=limit)
+    reads = [
+        EmergencyRead(
+            entry_index=seq,
+            accessor_org=entry.accessor_org,
+            record_id=entry.record_id,
+            version=entry.version,
+            owner_org=entry.owner_org,
+            purpose=entry.purpose,
+            time=format_time(entry.time),
+            request_id=entry.request_id,
+            checked_block=entry.checked_block,
+            reason_class=entry.reason_class,
+            reason=entry.reason,
+            incident_ref=entry.incident_ref,
         )
-    return EmergencyReadPage(
-        reads=reads,
-        next_after=page[-1][0] if len(rows) > limit and page else None,
-        scope="all" if review_all else "own-records",
-    )
+        for seq, entry in found
+    ]
+    return EmergencyReadPage(reads=reads, next_after=next_after, scope="all" if review_all else "own-records")

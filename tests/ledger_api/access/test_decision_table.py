@@ -269,3 +269,41 @@ def test_rule_follower_and_contract_agree(world: World, label: str, query: Query
         "contract": _contract(world, query),
     }
     assert decisions == dict.fromkeys(decisions, expected), label
+
+
+# --- what a refusal may tell, and the reach of a break-glass read ------------------------------------------
+
+
+def test_a_grant_covers_a_record_only_when_it_speaks_of_it_for_this_caller() -> None:
+    from ledger_api.access.decision import AccessRequest, GrantTerms, Moment, covers_record
+
+    grant = GrantTerms(
+        owner_org="PS-XIHU-01", grantee_org="CM-CUIYUAN-01", purpose=4, valid_from=0, valid_until=10,
+        record_types=frozenset({"incident"}), communities=frozenset({"330102001"}), created_block=5, revoked_block=7,
+    )  # fmt: skip
+    request = AccessRequest(
+        grantee_org="CM-CUIYUAN-01", owner_org="PS-XIHU-01", record_id="ab" * 32, record_type="incident",
+        community_code="330102001", purpose=2,
+    )  # fmt: skip
+    late = Moment.at(100, block=9)  # expired, revoked and for another purpose: still about this record
+    assert covers_record(grant, request, moment=late)
+    for change in ({"grantee_org": "PM-LVCHENG-01"}, {"owner_org": "CM-CUIYUAN-01"}, {"record_type": "resident"},
+                   {"community_code": "330102002"}):  # fmt: skip
+        assert not covers_record(grant, dataclasses.replace(request, **change), moment=late), change
+    assert not covers_record(grant, request, moment=Moment.at(1, block=4))  # not created yet at that block
+    assert not covers_record(None, request, moment=late)
+
+
+def test_break_glass_reaches_the_communities_served_at_the_block() -> None:
+    from ledger_api.access.decision import EmergencyReason, communities_at, emergency_in_reach
+
+    history = ((5, ("330102001",)), (9, ("330102002",)))
+    assert communities_at(history, 4) == frozenset()
+    assert communities_at(history, 8) == {"330102001"}
+    assert communities_at(history, 9) == {"330102002"}
+    assert emergency_in_reach(communities_at(history, 8), "330102001")
+    assert not emergency_in_reach(communities_at(history, 9), "330102001")
+    assert EmergencyReason.parse("Missing-Person").reveals == {"id_number", "phone"}
+    assert EmergencyReason.PUBLIC_ORDER.reveals == frozenset()
+    with pytest.raises(ValueError, match="unknown emergency reason class"):
+        EmergencyReason.parse("curiosity")

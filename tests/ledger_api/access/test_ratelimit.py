@@ -47,3 +47,15 @@ def test_an_idle_bucket_refills_to_its_burst_only() -> None:
 def test_a_limit_needs_a_rate_and_a_burst() -> None:
     with pytest.raises(ValueError, match="per_minute > 0 and burst >= 1"):
         RateLimit(per_minute=0, burst=1)
+
+
+def test_a_call_timed_by_its_caller_replays_the_same() -> None:
+    """``when`` makes the answer a function of the logged times: an auditor replaying them agrees."""
+    limiter = RateLimiter(name="emergency reads", limit=RateLimit.per_hour(2), clock=lambda: 0.0)
+    limiter.take("PS", when=1000.0)
+    limiter.take("PS", when=1001.0)
+    with pytest.raises(RateLimited, match="emergency reads"):
+        limiter.take("PS", when=1002.0)
+    limiter.take("PS", when=1002.0 + 1800.0)  # half an hour: one call's worth refilled
+    with pytest.raises(RateLimited):
+        limiter.take("PS", when=100.0)  # a moment before the last counts as the last one

@@ -39,6 +39,7 @@ def test_leaf_data_is_canonical_json_with_a_format_tag() -> None:
         checked_block=812,
         time=datetime(2025, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8))),
         request_id="req-1",
+        format_version=1,
     )
     data = entry.leaf_data()
     document = json.loads(data)
@@ -332,3 +333,32 @@ def test_two_instances_on_postgresql_append_gap_free_and_rebuild(postgres_server
     assert row.appended_at.tzinfo is not None
     for engine in [*engines, again.engine]:
         engine.dispose()
+
+
+def test_v2_entries_carry_refusals_and_break_glass_statements_and_v1_ones_keep_their_encoding() -> None:
+    read = make_entry(3)
+    document = json.loads(read.leaf_data())
+    assert document["format"] == "ledger-access-entry/v2"
+    assert {k: document[k] for k in ("kind", "refusal", "revealed", "reason_class", "reason", "incident_ref")} == {
+        "kind": "read", "refusal": None, "revealed": None, "reason_class": None, "reason": None, "incident_ref": None,
+    }  # fmt: skip
+    refusal = Entry.create(**{**read.model_dump(), "kind": "refusal", "refusal": "not_found", "owner_org": ""})
+    assert Entry.from_leaf_data(refusal.leaf_data()) == refusal
+    assert refusal.is_refusal
+    with pytest.raises(InvalidEntry, match="a read names the record's owner"):
+        Entry.create(**{**read.model_dump(), "owner_org": ""})
+    with pytest.raises(InvalidEntry, match="refusal"):
+        Entry.create(**{**read.model_dump(), "kind": "refusal"})  # says why
+    with pytest.raises(InvalidEntry, match="only an emergency read"):
+        Entry.create(**{**read.model_dump(), "reason": "curious"})
+    old = Entry.create(**{**read.model_dump(), "format_version": 1})
+    data = old.leaf_data()
+    assert json.loads(data)["format"] == "ledger-access-entry/v1"
+    assert b"kind" not in data  # byte for byte what a gateway wrote before: its leaf hash is unchanged
+    assert Entry.from_leaf_data(data) == old
+    smuggled = json.loads(data)
+    smuggled["kind"] = "refusal"
+    with pytest.raises(InvalidEntry, match="v2 keys"):
+        Entry.from_leaf_data(json.dumps(smuggled, sort_keys=True, separators=(",", ":")).encode())
+    with pytest.raises(InvalidEntry, match="lacks"):
+        Entry.from_leaf_data(data.replace(b"ledger-access-entry/v1", b"ledger-access-entry/v2"))

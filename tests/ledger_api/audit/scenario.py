@@ -41,11 +41,11 @@ from ledger_api.chain.tree_heads import TreeHeadReader
 from ledger_api.gateway.app import create_app
 from ledger_api.gateway.services import GatewayServices
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.provision import ADMIN_ACCOUNT, DEMO_AUDITOR, demo_private_key, provision
+from ledger_api.provision import ADMIN_ACCOUNT, COMMUNITY_B, DEMO_AUDITOR, demo_private_key, provision
 from ledger_api.settings import Settings
 from ledger_api.storage.local import LocalBlobStore
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
-from tests.ledger_api.gateway.records import payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, in_community, payload, sample_records
 
 #: The property company's signer (dev account 2) and the one the admin proposes in its place.
 PROPERTY_SIGNER = 2
@@ -61,7 +61,10 @@ class Scenario:
     rpc_url: str
     record_versions: int
     entries: int
+    """Every entry of the access log: the reads and the refusals."""
     emergency_entries: tuple[int, ...]
+    refusal_entries: tuple[int, ...] = ()
+    """The refused attempts logged (DESIGN.md invariant 8): the read under the revoked grant."""
     incident: CanonicalRecord
     """The police incident the committee read under the grant that was later revoked (two versions)."""
     revoked_grant: int
@@ -184,7 +187,7 @@ def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> 
         versions += _push(client, ledger, POLICE, revised)
         access_events = sample_records("property.access_events", PROPERTY)[:4]
         versions += _push(client, ledger, PROPERTY, access_events)
-        hazards = sample_records("committee.hazard_reports", COMMITTEE)[:3]
+        hazards = in_community(sample_records("committee.hazard_reports", COMMITTEE)[:3])
         versions += _push(client, ledger, COMMITTEE, hazards)
 
         now = chain.latest_timestamp()
@@ -202,7 +205,7 @@ def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> 
         erased = hazards[2].record_id  # crypto-shredded by its owner: its anchored blob is gone by design
         assert client.delete(f"/v1/records/{erased}", headers=ledger.auth(COMMITTEE)).status_code == 200
         _read(client, ledger, POLICE, access_events[0].record_id, purpose="investigation", grant=expiring)
-        access = _read(client, ledger, POLICE, hazards[0].record_id, purpose="emergency_response")
+        access = _read(client, ledger, POLICE, hazards[0].record_id, **BREAK_GLASS)
         emergency.append(int(str(access["entry_index"])))
         _read(client, ledger, COMMITTEE, incident.record_id, purpose="elderly_care", grant=care, version=1)
         admin_grant = _admin_grant(chain, client, ledger, access_events[1]) if admin_actions else None
@@ -212,9 +215,14 @@ def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> 
             params={"purpose": "elderly_care", "grant": care},
             headers=ledger.auth(COMMITTEE),
         )
-        assert refused.status_code == 403  # and nothing logged
+        assert refused.status_code == 403  # and logged as a refusal, before the answer
+        refusal_entry = services.access_log.size - 1
+        assert services.access_log.entry(refusal_entry).refusal == "REVOKED"
         wait_until(lambda: _all_anchored(services, reader), timeout_s=60)
         entries = services.access_log.size
+        # The police then serves only the other community: a break-glass read of a record of the first one,
+        # decided after this, would be outside its reach (the must-fail bank forges one).
+        chain.set_communities(signer=dev_account(ADMIN_ACCOUNT), org_id=POLICE, communities=(COMMUNITY_B,))
         # Last, so that nothing the gateway does afterwards needs the property company's old signer.
         signer_change = _change_property_signer(chain) if admin_actions else None
     # The gateway is stopped: storage, index and chain hold still from here on.
@@ -231,6 +239,7 @@ def build_scenario(home: Path, rpc_url: str, *, admin_actions: bool = False) -> 
         record_versions=versions,
         entries=entries,
         emergency_entries=tuple(emergency),
+        refusal_entries=(refusal_entry,),
         incident=incident,
         revoked_grant=care,
         revoked_block=int(revoked["blockNumber"]),

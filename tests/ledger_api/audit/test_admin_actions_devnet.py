@@ -58,7 +58,8 @@ def document(evidence: Evidence) -> dict[str, Any]:
 def test_the_ledger_with_admin_actions_verifies_clean(scenario: Scenario, evidence: Evidence) -> None:
     result = verify(evidence)
     assert result.discrepancies == ()
-    assert len(result.reads) == scenario.entries == 6
+    assert len(result.reads) == scenario.entries - len(scenario.refusal_entries) == 6
+    assert [r.entry_index for r in result.refusals] == list(scenario.refusal_entries)
 
 
 def test_the_report_lists_exactly_the_grant_the_admin_made(document: dict[str, Any], admin: AdminActions) -> None:

@@ -34,6 +34,7 @@ def test_top_level_keys_are_the_documented_ones(document: dict[str, Any]) -> Non
     assert list(document) == [
         "format", "summary", "organisations", "matrix", "timeline", "emergency_reads", "discrepancies",
         "anomalies", "anomaly_rules", "admin_granted_reads", "admin_grants", "signer_changes",
+        "refusals",
     ]  # fmt: skip
     assert document["format"] == REPORT_FORMAT
 
@@ -63,6 +64,8 @@ def test_summary_counts(document: dict[str, Any]) -> None:
         "signer_change_steps": 0,
         "admin_granted_reads": 0,
         "admin_events_known": True,
+        "refusals": 0,
+        "emergency_refusals": 0,
     }
 
 

@@ -17,8 +17,8 @@ from ledger_api.audit.report import build_report
 from tests.ledger_api.audit.report_samples import COMMITTEE, POLICE, PROPERTY, local, make_read, week_reads, week_result
 
 SECTIONS = (
-    "summary", "organisations", "timeline", "matrix", "emergency", "admin-reads", "admin-grants", "signer-changes",
-    "discrepancies", "anomalies",
+    "summary", "organisations", "timeline", "matrix", "emergency", "refusals", "admin-reads", "admin-grants",
+    "signer-changes", "discrepancies", "anomalies",
 )  # fmt: skip
 SCRIPT_ORG = '<script>document.body.setAttribute("data-pwned", "script")</script>'
 IMG_ORG = "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">"

@@ -20,7 +20,7 @@ from ledger_api.audit.collect import collect_chain, collect_evidence, collect_st
 from ledger_api.audit.evidence import ChainFacts, Evidence
 from ledger_api.audit.index_check import check_index
 from ledger_api.audit.model import AuditResult, DiscrepancyKind
-from ledger_api.audit.verifier import verify
+from ledger_api.audit.verifier import VerifyOptions, verify
 from ledger_api.chain.devnet import Devnet
 from ledger_api.chain.rpc import JsonRpc
 from ledger_api.cli import main as ledger_main
@@ -73,8 +73,14 @@ def test_a_clean_ledger_verifies_from_chain_and_storage(scenario: Scenario, evid
     assert result.discrepancies == ()
     assert result.ok
     assert len(result.records) == scenario.record_versions
-    assert len(result.reads) == scenario.entries == 5
+    assert len(result.reads) == scenario.entries - len(scenario.refusal_entries) == 5
     assert all(read.covered for read in result.reads)
+    # The refused read under the revoked grant is in the anchored log, named with why (invariant 8).
+    (refusal,) = result.refusals
+    assert refusal.entry_index == scenario.refusal_entries[0]
+    assert (refusal.accessor_org, refusal.record_id, refusal.grant_id, refusal.refusal, refusal.owner_org) == (
+        COMMITTEE, scenario.incident.record_id, scenario.revoked_grant, "REVOKED", POLICE)  # fmt: skip
+    assert refusal.anchored_by_head is not None
     assert [r.entry_index for r in result.emergency_reads] == list(scenario.emergency_entries)
     assert len(result.tree_heads) >= 2
     assert {o.org_id: o.kind for o in result.organisations}["AU-XIHU-01"] == "auditor"
@@ -124,6 +130,7 @@ def test_the_cli_verifies_exports_and_checks_the_bundle_offline(
     assert f"records verified: {scenario.record_versions}" in out
     assert f"access entries verified: {scenario.entries}" in out
     assert "emergency reads listed for review: 1" in out
+    assert "refused attempts: 1" in out
     assert "OK: no discrepancies" in out
     # The opt-in index cross-check agrees too (the index is compared, never used as evidence).
     assert ledger_main(["audit", "verify", *source_args(scenario), "--check-index", scenario.settings.index_url]) == 0
@@ -142,7 +149,8 @@ def test_the_cli_verifies_exports_and_checks_the_bundle_offline(
     summary = __import__("json").loads(capsys.readouterr().out)
     assert summary["records_verified"] == scenario.record_versions
     assert summary["entries_verified"] == scenario.entries
-    assert summary["reads_covered"] == scenario.entries
+    assert summary["reads_covered"] == scenario.entries - len(scenario.refusal_entries)
+    assert summary["refusals"] == len(scenario.refusal_entries)
     assert summary["discrepancies"] == 0
 
     # With --rpc the bundle's chain facts are compared with the node's: they agree.
@@ -178,13 +186,19 @@ def _entries(doc: BundleDocument) -> list[str]:
 
 def _forge_entry(doc: BundleDocument, **fields: object) -> None:
     """Append an access entry and a tree head that covers it: what a dishonest log writer could anchor."""
+    _forge_entries(doc, [fields])
+
+
+def _forge_entries(doc: BundleDocument, forged: list[dict[str, object]]) -> None:
+    """Append access entries and one tree head that covers them."""
     from datetime import UTC, datetime
 
     from ledger_api.accesslog.entry import Entry
 
     entries = _entries(doc)
-    entry = Entry.create(**{"time": datetime.now(UTC), "request_id": "forged", **fields})
-    entries.append(entry.leaf_data().decode())
+    for fields in forged:
+        entry = Entry.create(**{"time": datetime.now(UTC), "request_id": "forged", **fields})
+        entries.append(entry.leaf_data().decode())
     tree = MerkleTree.from_leaf_hashes(leaf_hash(e.encode()) for e in entries)
     heads = doc.section("tree_heads")
     block = doc.header["checkpoint_block"]
@@ -285,7 +299,39 @@ def bank(scenario: Scenario) -> dict[DiscrepancyKind, Callable[[BundleDocument],
             time=latest - timedelta(hours=1),
         )  # fmt: skip
 
+    def break_glass(doc: BundleDocument, **fields: object) -> dict[str, object]:
+        """A break-glass read of the committee's hazard report by the police, within every bound unless
+        ``fields`` break one: decided just before the police's communities changed (the scenario's last
+        step leaves it serving only the other community)."""
+        record_id = next(b[3] for b in _record_blobs(doc) if b[5] == COMMITTEE)
+        changed_at = int(dict(doc.section("communities"))[POLICE][-1][0])
+        return {
+            "accessor_org": POLICE, "record_id": record_id, "version": 1, "owner_org": COMMITTEE, "grant_id": 0,
+            "purpose": "emergency_response", "emergency": True, "checked_block": changed_at - 1,
+            "reason_class": "life_threat", "reason": "a person unconscious", "incident_ref": "110-0001",
+            "revealed": ("id_number", "phone"), **fields,
+        }  # fmt: skip
+
+    def emergency_outside_communities(doc: BundleDocument) -> None:
+        # Decided at the checkpoint: the police no longer served the record's community.
+        _forge_entry(doc, **break_glass(doc, checked_block=doc.header["checkpoint_block"]))
+
+    def emergency_without_reason(doc: BundleDocument) -> None:
+        _forge_entry(doc, **break_glass(doc, incident_ref=None))
+
+    def emergency_identifiers_revealed(doc: BundleDocument) -> None:
+        # A class that shows no identifier, ID numbers and phones shown.
+        _forge_entry(doc, **break_glass(doc, reason_class="public_order"))
+
+    def emergency_rate_exceeded(doc: BundleDocument) -> None:
+        # With the bank's limit of 3 an hour, the scenario's break-glass read and these three make one too many.
+        _forge_entries(doc, [break_glass(doc, request_id=f"forged-{n}") for n in range(3)])
+
     return {
+        K.EMERGENCY_OUTSIDE_COMMUNITIES: emergency_outside_communities,
+        K.EMERGENCY_WITHOUT_REASON: emergency_without_reason,
+        K.EMERGENCY_IDENTIFIERS_REVEALED: emergency_identifiers_revealed,
+        K.EMERGENCY_RATE_EXCEEDED: emergency_rate_exceeded,
         K.ENTRY_BACKDATED: entry_backdated,
         K.ENTRY_TIME_OUT_OF_ORDER: entry_time_out_of_order,
         K.BLOB_MISSING: blob_missing,
@@ -303,10 +349,14 @@ def bank(scenario: Scenario) -> dict[DiscrepancyKind, Callable[[BundleDocument],
 
 
 BANK_KINDS = [
-    K.BLOB_MISSING, K.BLOB_HASH_MISMATCH, K.BLOB_UNANCHORED, K.MANIFEST_MISSING, K.MANIFEST_MISMATCH,
+    K.EMERGENCY_OUTSIDE_COMMUNITIES, K.EMERGENCY_WITHOUT_REASON, K.EMERGENCY_IDENTIFIERS_REVEALED,
+    K.EMERGENCY_RATE_EXCEEDED, K.BLOB_MISSING, K.BLOB_HASH_MISMATCH, K.BLOB_UNANCHORED, K.MANIFEST_MISSING,
+    K.MANIFEST_MISMATCH,
     K.VERSION_REPLAYED, K.ENTRY_NOT_ANCHORED, K.LOG_INCONSISTENT, K.LOG_SEGMENT_INVALID, K.READ_NOT_COVERED,
     K.EMERGENCY_NOT_PERMITTED, K.EVIDENCE_MISMATCH, K.ENTRY_BACKDATED, K.ENTRY_TIME_OUT_OF_ORDER,
 ]  # fmt: skip
+#: The bank's emergency limit: the scenario's one break-glass read and three forged ones make four.
+BANK_OPTIONS = VerifyOptions(emergency_per_hour=3)
 NOT_IN_A_BUNDLE = {
     K.INDEX_MISMATCH: "the index is never in a bundle (see test_edited_index_rows_are_named)",
     K.CHAIN_UNREACHABLE: "a source that cannot be read stops the audit (exit 2), see test_unusable_sources_exit_2",
@@ -336,15 +386,36 @@ def test_a_must_fail_bundle_is_rejected_for_its_reason(
         bank(scenario)[kind](doc)
         doc.reseal()
     evidence, found = decode_bundle(doc.encode())
-    result = verify(evidence, found=found)
+    result = verify(evidence, found=found, options=BANK_OPTIONS)
     assert kinds(result) == {kind}, [d.line() for d in result.discrepancies]
     assert all(d.subject and d.detail and d.where for d in result.discrepancies)
     path = tmp_path / f"{kind.value}.bundle"
     path.write_bytes(doc.encode())
-    assert ledger_main(["audit", "verify", "--bundle", str(path)]) == 1
+    limit = ["--emergency-per-hour", str(BANK_OPTIONS.emergency_per_hour)]
+    assert ledger_main(["audit", "verify", "--bundle", str(path), *limit]) == 1
     out = capsys.readouterr().out
     assert f"{kind.value}: " in out
     assert f"FAILED: {len(result.discrepancies)} discrepancies" in out
+
+
+@pytest.mark.parametrize("how", ["dropped", "altered"])
+def test_a_refusal_dropped_or_altered_in_the_log_is_named(scenario: Scenario, clean_bundle: bytes, how: str) -> None:
+    """A refused attempt is anchored like a release: removing it from the log, or rewriting why it was
+    refused, breaks the anchored roots even when the forger recomputes the bundle's digests."""
+    doc = BundleDocument.decode(clean_bundle)
+    entries = _entries(doc)
+    (index,) = scenario.refusal_entries
+    assert '"kind":"refusal"' in entries[index]
+    assert '"refusal":"REVOKED"' in entries[index]
+    if how == "dropped":
+        del entries[index]
+    else:
+        entries[index] = entries[index].replace('"refusal":"REVOKED"', '"refusal":"not_found"')
+    doc.set_section("entries", entries)
+    doc.reseal()
+    result = verify(decode_bundle(doc.encode())[0])
+    assert kinds(result) == {K.ENTRY_NOT_ANCHORED}, [d.line() for d in result.discrepancies]
+    assert any(d.subject.startswith("tree head #") for d in result.discrepancies)
 
 
 def test_a_read_after_its_grant_was_revoked_is_not_covered(scenario: Scenario, clean_bundle: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from ledger_api.crypto.keystore import (
     DEMO_MASTER_SECRET,
     MIN_SECRET_LENGTH,
     OrgKeystore,
+    demo_record_id_key,
     require_real_secret,
 )
 from ledger_api.errors import ConfigurationError
@@ -250,3 +252,68 @@ def test_default_scrypt_cost_is_used_when_creating(tmp_path: Path) -> None:
     OrgKeystore.open(tmp_path / "keys", master_secret=SECRET)
     meta = json.loads((tmp_path / "keys" / "keystore.json").read_text())
     assert (meta["kdf"], meta["n"], meta["r"], meta["p"]) == ("scrypt", 2**15, 8, 1)
+
+
+# --- record-id keys (DESIGN.md, Privacy: record ids are keyed under a secret of the owner) ---------------------
+
+
+def test_each_organisation_gets_a_record_id_key_with_its_first_key(tmp_path: Path) -> None:
+    store = _open(tmp_path / "keys")
+    with pytest.raises(KeystoreError, match="holds no keys"):
+        store.record_id_key("police-001")
+    store.generate("police-001")
+    store.generate("committee-007")
+    key = store.record_id_key("police-001")
+    assert len(key) == 32
+    assert key != store.record_id_key("committee-007")
+    assert (store.directory / "orgs" / b"police-001".hex() / "record-id.key").is_file()
+    # Rotation keeps it (a new key would give the organisation's records new ids).
+    store.generate("police-001")
+    assert store.record_id_key("police-001") == key
+    assert store.org_ids() == ["committee-007", "police-001"]  # not taken for an HPKE key
+
+
+def test_the_record_id_key_survives_a_restart_and_a_backup_and_is_sealed(tmp_path: Path) -> None:
+    store = _open(tmp_path / "keys")
+    store.generate("police-001")
+    key = store.record_id_key("police-001")
+    assert _open(tmp_path / "keys").record_id_key("police-001") == key
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path / "keys", backup)
+    assert _open(backup).record_id_key("police-001") == key
+    files = [path for path in _all_files(tmp_path / "keys") if path.is_file()]
+    assert [path for path in files if key in path.read_bytes() or key.hex().encode() in path.read_bytes()] == []
+    with pytest.raises(WrongMasterSecretError):
+        _open(backup, secret=SECRET + "!")
+
+
+def test_an_organisation_enrolled_before_keyed_ids_gets_its_key_on_first_use(tmp_path: Path) -> None:
+    store = _open(tmp_path / "keys")
+    store.generate("police-001")
+    (store.directory / "orgs" / b"police-001".hex() / "record-id.key").unlink()  # as an older keystore was
+    key = _open(tmp_path / "keys").record_id_key("police-001")
+    assert _open(tmp_path / "keys").record_id_key("police-001") == key
+
+
+def test_importing_a_record_id_key_keeps_the_first(tmp_path: Path) -> None:
+    store = _open(tmp_path / "keys")
+    wanted = bytes(range(32))
+    store.import_record_id_key("police-001", wanted)
+    store.generate("police-001")
+    assert store.record_id_key("police-001") == wanted
+    store.import_record_id_key("police-001", wanted)  # the same key again: nothing to do
+    with pytest.raises(KeystoreError, match="already has another record-id key"):
+        store.import_record_id_key("police-001", bytes(32))
+    with pytest.raises(KeystoreError, match="32 bytes"):
+        store.import_record_id_key("police-002", b"short")
+
+
+def test_the_demo_record_id_key_is_refused_outside_demo_mode(tmp_path: Path) -> None:
+    store = _open(tmp_path / "keys")
+    store.import_record_id_key("PS-XIHU-01", demo_record_id_key("PS-XIHU-01"))
+    store.generate("PS-XIHU-01")
+    with pytest.raises(InsecureSecretError, match="published demo key") as refused:
+        store.record_id_key("PS-XIHU-01")
+    assert isinstance(refused.value, ConfigurationError)
+    demo = OrgKeystore.open(tmp_path / "keys", master_secret=SECRET, demo=True)
+    assert demo.record_id_key("PS-XIHU-01") == demo_record_id_key("PS-XIHU-01")

@@ -11,9 +11,13 @@ per cell.
 The EXPECTED table is the specification (the notes under it explain the less obvious cells). The test
 fails with the whole observed matrix and every mismatch: an unexpected allow, an unexpected deny, or a
 deny with the wrong status. It also fails when an endpoint the app serves has no row. Besides the
-status it checks, per cell: the access log grew by one entry naming the caller and the record for an
-allowed read and not at all otherwise; a refused answer carries none of the target's content; a
-refused push, import or erasure changed nothing.
+status it checks, per cell: a read by any authenticated caller, allowed or refused, grew the access log
+by one entry naming the caller and the record (a release, or a refusal saying why: DESIGN.md invariant
+8), and no other cell appends; a refused answer carries none of the target's content; a refused push,
+import or erasure changed nothing; a 404 is byte for byte the answer about a missing one.
+
+Two more tests hold the read endpoint to what a refusal may tell (nothing a missing record would not,
+unless the grant presented covers the record) and to the bounds of a break-glass read.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlmodel import Session, col, func, select
 from web3 import Web3
 
 from adapters.canonical import CanonicalRecord
+from ledger_api.access.ratelimit import RateLimit, RateLimiter
 from ledger_api.chain.client import LedgerChain
 from ledger_api.chain.devnet import Devnet, dev_account
 from ledger_api.chain.encoding import Purpose
@@ -59,7 +64,7 @@ from tests.ledger_api.gateway.authorisation import (
     served_operations,
 )
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, make_settings, wait_until
-from tests.ledger_api.gateway.records import payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, payload, sample_records
 from tests.support.gateway_process import RecordFactory
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
@@ -83,6 +88,8 @@ CALLER_ORG: dict[str, str | None] = {
 OWNER_SIGNER = dev_account(1)  # the police's signer (DEMO_ORGANISATIONS)
 #: The expiring grant's lifetime: long enough to be created, short enough to wait out.
 EXPIRY_S = 3
+#: Break-glass reads per organisation and hour in this module (LEDGER_EMERGENCY_PER_HOUR).
+EMERGENCY_PER_HOUR = 6
 
 # fmt: off
 EXPECTED = """
@@ -190,7 +197,9 @@ def _chain(ledger: Ledger) -> LedgerChain:
 
 @pytest.fixture(scope="module")
 def world(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    settings = make_settings(tmp_path_factory.mktemp("authorisation-home"), devnet.rpc_url)
+    settings = make_settings(
+        tmp_path_factory.mktemp("authorisation-home"), devnet.rpc_url, emergency_per_hour=EMERGENCY_PER_HOUR
+    )
     provisioned = provision(
         settings=settings,
         organisations=(*DEMO_ORGANISATIONS, EXPIRED, REVOKED, SUSPENDED, RESPONDER),
@@ -233,9 +242,7 @@ def world(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )
         assert granted.status_code == 200, granted.text
         emergency = client.get(
-            f"/v1/records/{target.record_id}",
-            params={"purpose": "emergency_response"},
-            headers=ledger.auth(RESPONDER.org_id),
+            f"/v1/records/{target.record_id}", params=BREAK_GLASS, headers=ledger.auth(RESPONDER.org_id)
         )
         assert emergency.status_code == 200, emergency.text
         blind = client.post(
@@ -433,11 +440,12 @@ def _outcome(answer: Response, call: Call) -> str:
 def _cell_checks(world: World, operation: str, caller: str, call: Call, answer: Response, log_size: int) -> list[str]:
     outcome = _outcome(answer, call)
     problems: list[str] = []
-    # Invariant 4: a read that released the record appended exactly its entry; nothing else appends.
+    # Invariants 4 and 8: a read appended exactly its entry, a release or a refusal; nothing else appends.
     grown = world.services.access_log.size - log_size
-    released = operation == READ_OPERATION and allows(outcome)
-    if grown != int(released):
-        problems.append(f"the access log grew by {grown} entries, expected {int(released)}")
+    read = operation == READ_OPERATION and CALLER_ORG[caller] is not None
+    released = read and allows(outcome)
+    if grown != int(read):
+        problems.append(f"the access log grew by {grown} entries, expected {int(read)}")
     if released and grown == 1:
         access = answer.json()["access"]
         entry = world.services.access_log.entry(access["entry_index"])
@@ -445,6 +453,8 @@ def _cell_checks(world: World, operation: str, caller: str, call: Call, answer: 
         wanted = (CALLER_ORG[caller], world.target.record_id, access["request_id"], world.grants.get(caller, 0))
         if logged != wanted:
             problems.append(f"the access entry says {logged}, expected {wanted}")
+    elif read and grown == 1:
+        problems.extend(_logged_refusal(world, caller, log_size, record_id=world.target.record_id))
     # A refused answer, or one hiding the target, carries none of its content.
     if not allows(outcome) or outcome == "200-":
         text = answer.text  # the secrets as they are, or as JSON escapes them (\uXXXX)
@@ -474,9 +484,25 @@ def _answers_like_a_missing_one(world: World, caller: str, call: Call, answer: R
     problems = []
     if twin.status_code != 404 or twin.text.replace(missing, call.names) != answer.text:
         problems.append(f"answers unlike a missing one: {answer.text[:200]} vs {twin.status_code} {twin.text[:200]}")
-    if world.services.access_log.size != log_size:
-        problems.append("asking about a missing one appended to the access log")
+    # A read of a missing record is a refused attempt like any other (logged, so it costs the same too).
+    is_read = call.url.startswith("/v1/records/") and call.method == "GET" and call.url.count("/") == 3
+    if world.services.access_log.size != log_size + int(is_read):
+        problems.append(f"asking about a missing one appended {world.services.access_log.size - log_size} entries")
+    elif is_read:
+        problems.extend(_logged_refusal(world, caller, log_size, record_id=missing, refusal="not_found"))
     return problems
+
+
+def _logged_refusal(
+    world: World, caller: str, index: int, *, record_id: str, refusal: str | None = None, org: str | None = None
+) -> list[str]:
+    """Problems with access entry ``index`` as the refusal of ``caller``'s read of ``record_id``."""
+    entry = world.services.access_log.entry(index)
+    logged = (entry.kind, entry.accessor_org, entry.record_id)
+    wanted = ("refusal", org or CALLER_ORG[caller], record_id)
+    if logged != wanted or not entry.refusal or (refusal is not None and entry.refusal != refusal):
+        return [f"the refusal entry says {logged} ({entry.refusal}), expected {wanted} ({refusal or 'any reason'})"]
+    return []
 
 
 def test_every_endpoint_answers_every_caller_as_the_table_says(world: World) -> None:
@@ -520,3 +546,163 @@ def test_every_endpoint_answers_every_caller_as_the_table_says(world: World) -> 
     print(f"\nauthorisation matrix: {summary}")
     assert not problems, f"{summary}\n{render(observed, CALLERS)}\n" + "\n".join(problems)
     assert cells == len(expected) * len(CALLERS) == 140
+
+
+# --- what a refusal tells, and the bounds of break-glass reads ----------------------------------------------
+
+
+def _read_as(world: World, org: str, record_id: str, **params: Any) -> Response:
+    return world.client.get(f"/v1/records/{record_id}", params=params, headers=world.ledger.auth(org))
+
+
+def _like_a_missing_one(world: World, org: str, record_id: str, answer: Response, **params: Any) -> list[str]:
+    """The answer is the 404 of a missing record, byte for byte, and both attempts were logged as refusals."""
+    size = world.services.access_log.size
+    twin = _read_as(world, org, MISSING_RECORD, **params)
+    problems = []
+    if answer.status_code != 404 or twin.status_code != 404:
+        problems.append(f"not both 404: {answer.status_code} {answer.text[:200]} / {twin.status_code}")
+    if twin.text.replace(MISSING_RECORD, record_id) != answer.text or twin.headers.get(
+        "content-type"
+    ) != answer.headers.get("content-type"):
+        problems.append(f"answers unlike a missing one: {answer.text[:200]} vs {twin.text[:200]}")
+    problems += _logged_refusal(world, "", size - 1, record_id=record_id, org=org)
+    problems += _logged_refusal(world, "", size, record_id=MISSING_RECORD, refusal="not_found", org=org)
+    return problems
+
+
+def _owner_record_elsewhere(world: World) -> str:
+    """A fresh record of the owner in the other community (outside the grants' and the responder's reach)."""
+    document = world.factories["owner"].fresh()
+    document["community_code"] = COMMUNITY_B
+    world.push(document, POLICE)
+    return str(document["record_id"])
+
+
+def test_a_refused_read_tells_nothing_unless_the_grant_presented_covers_the_record(world: World) -> None:
+    """No existence oracle (DESIGN.md invariant 8): a caller holding a grant from the owner learns nothing
+    about records its grant does not cover; only a grant that covers the record lets a refusal say why."""
+    elsewhere = _owner_record_elsewhere(world)
+    grant = world.grants["grantee"]
+    cases = {
+        # The grantee's grant covers incidents of the target's community only.
+        "out of the grant's scope": (COMMITTEE, elsewhere, {"purpose": "elderly_care", "grant": grant}, "OUT_OF_SCOPE"),
+        "no grant named": (COMMITTEE, world.target.record_id, {"purpose": "elderly_care"}, "no_grant"),
+        "another grantee's grant": (
+            COMMITTEE, world.target.record_id, {"purpose": "elderly_care", "grant": world.grants["expired"]},
+            "WRONG_GRANTEE",
+        ),
+        "an unknown grant": (
+            COMMITTEE, world.target.record_id, {"purpose": "elderly_care", "grant": 10**9}, "UNKNOWN_GRANT",
+        ),
+    }  # fmt: skip
+    problems = []
+    for name, (org, record_id, params, why) in cases.items():
+        size = world.services.access_log.size
+        answer = _read_as(world, org, record_id, **params)
+        problems += [f"{name}: {p}" for p in _like_a_missing_one(world, org, record_id, answer, **params)]
+        entry = world.services.access_log.entry(size)
+        if (entry.refusal, entry.grant_id, entry.purpose) != (why, params.get("grant", 0), params["purpose"]):
+            problems.append(f"{name}: logged {(entry.refusal, entry.grant_id, entry.purpose)}, expected {why}")
+    # The grant presented covers the record: the refusal may say why, and is logged all the same.
+    size = world.services.access_log.size
+    wrong_purpose = _read_as(world, COMMITTEE, world.target.record_id, purpose="investigation", grant=grant)
+    assert wrong_purpose.status_code == 403, wrong_purpose.text
+    assert "WRONG_PURPOSE" in wrong_purpose.json()["detail"]
+    problems += _logged_refusal(world, "grantee", size, record_id=world.target.record_id, refusal="WRONG_PURPOSE")
+    assert not problems, "\n".join(problems)
+
+
+def _stated(reason_class: str, **changes: Any) -> dict[str, Any]:
+    return {**BREAK_GLASS, "reason_class": reason_class, **changes}
+
+
+def _subject_values(answer: Response) -> tuple[str, str | None]:
+    subject = next(s for s in answer.json()["record"]["subjects"] if s.get("id_number"))
+    return subject["id_number"], subject.get("phone")
+
+
+def test_break_glass_reads_are_bounded_logged_and_told_to_the_owner(world: World) -> None:
+    """DESIGN.md, Privacy: the reader's own communities, a stated reason and incident reference, a rate
+    limit, identifiers masked unless the reason class needs them, the owner told at once."""
+    target, log = world.target, world.services.access_log
+    original = next(s for s in target.subjects if s.id_number)
+
+    # No reason stated: a 422 naming each missing field, before the record is looked at; logged.
+    size = log.size
+    bare = _read_as(world, RESPONDER.org_id, target.record_id, purpose="emergency_response")
+    assert bare.status_code == 422, bare.text
+    assert [e["location"] for e in bare.json()["errors"]] == [
+        "query/reason_class",
+        "query/reason",
+        "query/incident_ref",
+    ]
+    without_incident = {name: value for name, value in BREAK_GLASS.items() if name != "incident_ref"}
+    partial = _read_as(world, RESPONDER.org_id, target.record_id, **without_incident)
+    assert [e["location"] for e in partial.json()["errors"]] == ["query/incident_ref"]
+    assert [(log.entry(i).refusal, log.entry(i).emergency) for i in (size, size + 1)] == [
+        ("emergency_without_reason", True)] * 2  # fmt: skip
+
+    # A reason class that needs no identifier: ID number and phone masked; the entry says what was shown.
+    orderly = _read_as(world, RESPONDER.org_id, target.record_id, **_stated("public_order"))
+    assert orderly.status_code == 200, orderly.text
+    id_number, phone = _subject_values(orderly)
+    assert id_number != original.id_number
+    assert "*" in id_number
+    assert original.phone is None or phone != original.phone
+    entry = log.entry(orderly.json()["access"]["entry_index"])
+    assert (entry.emergency, entry.reason_class, entry.reason, entry.incident_ref, entry.revealed) == (
+        True, "public_order", BREAK_GLASS["reason"], BREAK_GLASS["incident_ref"], ())  # fmt: skip
+    # A threat to life needs the ID number in clear.
+    urgent = _read_as(world, RESPONDER.org_id, target.record_id, **_stated("life_threat"))
+    assert _subject_values(urgent)[0] == original.id_number
+    assert log.entry(urgent.json()["access"]["entry_index"]).revealed == ("id_number", "phone")
+
+    # Only the communities the reader serves: anything else answers as a missing record does.
+    elsewhere = _owner_record_elsewhere(world)
+    size = log.size
+    outside = _read_as(world, RESPONDER.org_id, elsewhere, **BREAK_GLASS)
+    problems = _like_a_missing_one(world, RESPONDER.org_id, elsewhere, outside, **BREAK_GLASS)
+    assert log.entry(size).refusal == "emergency_outside_communities"
+    # A kind not allowed break-glass reads gets nothing either.
+    problems += _like_a_missing_one(
+        world, PROPERTY, target.record_id, _read_as(world, PROPERTY, target.record_id, **BREAK_GLASS), **BREAK_GLASS
+    )
+    assert not problems, "\n".join(problems)
+
+    # The owner is told at once, on its feed (the entries are not anchored yet, nor need to be).
+    feed = world.client.get("/v1/feed", params={"after": 0}, headers=world.ledger.auth(POLICE))
+    told = [json.loads(line[6:]) for line in feed.text.splitlines() if line.startswith("data: ")]
+    told = [event for event in told if "entry_index" in event]
+    for answer in (orderly, urgent):
+        request_id = answer.json()["access"]["request_id"]
+        (event,) = [e for e in told if e["request_id"] == request_id]
+        assert (event["accessor_org"], event["record_id"], event["incident_ref"]) == (
+            RESPONDER.org_id, target.record_id, BREAK_GLASS["incident_ref"])  # fmt: skip
+    assert "event: emergency-read" in feed.text
+    others = world.client.get("/v1/feed", params={"after": 0}, headers=world.ledger.auth(COMMITTEE)).text
+    assert "emergency-read" not in others  # told to the owner only
+
+    # The rate limit: at most EMERGENCY_PER_HOUR an hour; beyond, 429 for any record, existing or not.
+    limited = None
+    for _ in range(EMERGENCY_PER_HOUR + 1):
+        answer = _read_as(world, RESPONDER.org_id, target.record_id, **BREAK_GLASS)
+        if answer.status_code == 429:
+            limited = answer
+            break
+        assert answer.status_code == 200, answer.text
+    assert limited is not None, "no 429 within the limit"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert log.entry(log.size - 1).refusal == "emergency_rate_limited"
+    assert _read_as(world, RESPONDER.org_id, MISSING_RECORD, **BREAK_GLASS).status_code == 429
+    taken = [
+        log.entry(i)
+        for i in range(log.size)
+        if log.entry(i).accessor_org == RESPONDER.org_id and log.entry(i).emergency
+        and log.entry(i).refusal not in ("emergency_without_reason", "emergency_rate_limited")
+    ]  # fmt: skip
+    assert len(taken) >= EMERGENCY_PER_HOUR
+    # The logged times, replayed through the same bucket, show every logged break-glass read within the limit.
+    replay = RateLimiter(name="replay", limit=RateLimit.per_hour(EMERGENCY_PER_HOUR), clock=time.time)
+    for entry in sorted(taken, key=lambda e: e.time):
+        replay.take(RESPONDER.org_id, when=entry.time.timestamp())

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger
-from tests.ledger_api.gateway.records import payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, in_community, payload, sample_records
 from tests.ledger_api.gateway.test_read_devnet import read
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
@@ -37,11 +37,11 @@ def all_reads(client: TestClient, ledger: Ledger, org: str) -> list[dict[str, An
 def test_the_owner_reviews_emergency_reads_of_its_records_and_others_do_not_see_them(
     client: TestClient, ledger_home: Ledger
 ) -> None:
-    hazard = sample_records("committee.hazard_reports", COMMITTEE)[3]
+    (hazard,) = in_community(sample_records("committee.hazard_reports", COMMITTEE)[3:4])
     assert client.post("/v1/records", json=payload([hazard]), headers=ledger_home.auth(COMMITTEE)).status_code == 202
     # An ordinary (owner) read is not an emergency read and is not listed.
     assert read(client, ledger_home, COMMITTEE, hazard.record_id, purpose="audit").status_code == 200  # type: ignore[attr-defined]
-    police = read(client, ledger_home, POLICE, hazard.record_id, purpose="emergency_response")
+    police = read(client, ledger_home, POLICE, hazard.record_id, **BREAK_GLASS)
     assert police.status_code == 200, police.text  # type: ignore[attr-defined]
     access = police.json()["access"]  # type: ignore[attr-defined]
     assert access["emergency"] is True
@@ -54,6 +54,8 @@ def test_the_owner_reviews_emergency_reads_of_its_records_and_others_do_not_see_
         "entry_index": access["entry_index"], "accessor_org": POLICE, "record_id": hazard.record_id, "version": 1,
         "owner_org": COMMITTEE, "purpose": "emergency_response", "time": entry["time"],
         "request_id": access["request_id"], "checked_block": access["checked_block"],
+        "reason_class": BREAK_GLASS["reason_class"], "reason": BREAK_GLASS["reason"],
+        "incident_ref": BREAK_GLASS["incident_ref"],
     }  # fmt: skip
     assert all(r["owner_org"] == COMMITTEE for r in listed)
     first = review(client, ledger_home, COMMITTEE).json()

@@ -95,7 +95,7 @@ def test_the_feed_streams_anchored_records_the_caller_may_see(client: TestClient
             if delivered_after is None and any(e["record_id"] == incident.record_id for e in received):
                 delivered_after = time.monotonic() - pushed
         elif line.startswith("id: "):
-            cursor = int(line.removeprefix("id: "))
+            cursor = int(line.removeprefix("id: ").split(":")[0])  # <batch cursor>:<entry cursor>
         hidden_batch = hidden_batch or _batch_of(client, hidden.record_id)
         if delivered_after is not None and hidden_batch is not None and cursor >= hidden_batch:
             break  # the stream has gone past the hidden record's batch

@@ -57,7 +57,8 @@ def test_a_cached_key_saves_the_unwrap_but_not_the_grant_check_the_log_or_the_er
     chain.revoke_grant(signer=dev_account(1), grant_id=grant_id)
     revoked = read(client, ledger_home, COMMITTEE, target.record_id, purpose="investigation", grant=grant_id)
     assert revoked.status_code == 403  # type: ignore[attr-defined]
-    assert services.access_log.size == size_before + 3
+    assert services.access_log.size == size_before + 4  # the refusal is logged; nothing was released
+    assert services.access_log.entry(size_before + 3).refusal == "REVOKED"
 
     # Crypto-shredding leaves no key behind in the gateway, and none can come back.
     assert client.delete(f"/v1/records/{target.record_id}", headers=ledger_home.auth(POLICE)).status_code == 200

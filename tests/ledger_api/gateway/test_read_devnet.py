@@ -16,7 +16,7 @@ from ledger_api.chain.transactor import Transactor
 from ledger_api.client import GatewayClient
 from ledger_api.records.commitment import RECORD_COMMITMENT, CommitmentOpening, verify_opening
 from tests.ledger_api.gateway.conftest import COMMITTEE, POLICE, PROPERTY, Ledger, wait_until
-from tests.ledger_api.gateway.records import payload, sample_records
+from tests.ledger_api.gateway.records import BREAK_GLASS, in_community, payload, sample_records
 
 pytestmark = [pytest.mark.devnet, pytest.mark.xdist_group("devnet")]
 
@@ -97,7 +97,11 @@ def test_a_grant_opens_reads_for_its_purpose_and_a_revoke_closes_them_at_once(
     revoked = read(client, ledger_home, COMMITTEE, target.record_id, purpose="elderly_care", grant=grant_id)
     assert revoked.status_code == 403  # type: ignore[attr-defined]
     assert "REVOKED" in revoked.json()["detail"]  # type: ignore[attr-defined]
-    assert services.access_log.size == size_before + 2  # refused reads release nothing and log nothing
+    # Two releases and three refusals (wrong purpose, a grant of another grantee, revoked): each one logged.
+    assert services.access_log.size == size_before + 5
+    refused = services.access_log.entry(services.access_log.size - 1)
+    assert (refused.kind, refused.accessor_org, refused.record_id, refused.grant_id, refused.refusal) == (
+        "refusal", COMMITTEE, target.record_id, grant_id, "REVOKED")  # fmt: skip
 
 
 def test_the_owner_reads_in_clear_and_checks_the_commitment(client: TestClient, ledger_home: Ledger) -> None:
@@ -117,16 +121,16 @@ def test_the_owner_reads_in_clear_and_checks_the_commitment(client: TestClient, 
 
 
 def test_emergency_reads_are_for_configured_kinds_and_flagged(client: TestClient, ledger_home: Ledger) -> None:
-    hazard = sample_records("committee.hazard_reports", COMMITTEE)[7]
+    (hazard,) = in_community(sample_records("committee.hazard_reports", COMMITTEE)[7:8])
     client.post("/v1/records", json=payload([hazard]), headers=ledger_home.auth(COMMITTEE))
-    police = read(client, ledger_home, POLICE, hazard.record_id, purpose="emergency_response")
+    police = read(client, ledger_home, POLICE, hazard.record_id, **BREAK_GLASS)
     assert police.status_code == 200  # type: ignore[attr-defined]
     access = police.json()["access"]  # type: ignore[attr-defined]
     assert access["emergency"] is True
     assert access["grant_id"] == 0
     incident = sample_records("police.incidents", POLICE)[50]
     client.post("/v1/records", json=payload([incident]), headers=ledger_home.auth(POLICE))
-    committee = read(client, ledger_home, COMMITTEE, incident.record_id, purpose="emergency_response")
+    committee = read(client, ledger_home, COMMITTEE, incident.record_id, **BREAK_GLASS)
     assert committee.status_code == 404  # type: ignore[attr-defined]
 
 

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,87 @@ def test_concurrent_puts_of_the_same_and_different_blobs(backend: Backend) -> No
     assert errors == []
     assert backend.store.get(blob_key(shared)) == shared
     assert set(backend.store.iter_keys()) == set(keys)
+
+
+# --- staging: blobs written before the index commit that refers to them ---------------------------------
+
+
+def test_a_staged_blob_is_readable_but_neither_shared_nor_listed(backend: Backend) -> None:
+    data = os.urandom(700)
+    before = datetime.now(UTC)
+    (key,) = backend.store.stage_many([data])
+    after = datetime.now(UTC)
+    assert key == blob_key(data)
+    assert list(backend.store.iter_keys()) == []  # the auditor's walk does not see it
+    assert not backend.store.exists(key)
+    assert backend.store.get(key) == data  # a row committed before the promotion can be read already
+    assert backend.store.get_staged(key) == data
+    (staged,) = backend.store.iter_staged()
+    assert staged.key == key
+    assert staged.staged_at.tzinfo is not None
+    # The storage's clock (SeaweedFS's, for S3) against ours: the same machine, so within minutes.
+    assert before - timedelta(minutes=5) <= staged.staged_at <= after + timedelta(minutes=5)
+    assert [s.key for s in backend.reopen().iter_staged()] == [key]  # a recovery sweep in another process
+
+
+def test_promote_moves_staged_blobs_into_the_shared_area_once(backend: Backend) -> None:
+    blobs = [os.urandom(300) for _ in range(30)]
+    keys = backend.store.stage_many([*blobs, blobs[0]])
+    assert keys == [blob_key(b) for b in [*blobs, blobs[0]]]
+    assert sorted(s.key for s in backend.store.iter_staged()) == sorted(set(keys))
+
+    backend.store.promote_many(keys)
+
+    assert list(backend.store.iter_keys()) == sorted(set(keys))
+    assert list(backend.store.iter_staged()) == []
+    assert all(backend.reopen().get(key) == data for key, data in zip(keys, blobs, strict=False))
+    backend.store.promote_many(keys)  # promoted already (a twin in another process, a retry): a no-op
+    assert list(backend.store.iter_keys()) == sorted(set(keys))
+    backend.store.promote_many([])
+    with pytest.raises(BlobNotFound) as raised:
+        backend.store.promote_many([blob_key(b"never staged")])
+    assert raised.value.key == blob_key(b"never staged")
+
+
+def test_discarding_a_staged_blob_never_touches_the_shared_copy(backend: Backend) -> None:
+    shared = os.urandom(400)
+    key = backend.store.put(shared)
+    assert backend.store.stage_many([shared]) == [key]  # the same bytes staged again
+    leftover = backend.store.stage_many([os.urandom(400)])[0]
+
+    backend.store.discard_staged(key)
+    backend.store.discard_staged(leftover)
+    backend.store.discard_staged(leftover)  # idempotent
+
+    assert list(backend.store.iter_staged()) == []
+    assert backend.store.get(key) == shared
+    assert list(backend.store.iter_keys()) == [key]
+    with pytest.raises(BlobNotFound):
+        backend.store.get(leftover)
+    with pytest.raises(BlobNotFound):
+        backend.store.get_staged(leftover)
+
+
+def test_delete_removes_the_staged_and_the_shared_copy(backend: Backend) -> None:
+    data = os.urandom(256)
+    key = backend.store.put(data)
+    backend.store.stage_many([data])
+    other = backend.store.stage_many([os.urandom(256)])[0]
+
+    backend.store.delete(key)
+    backend.store.delete(other)
+
+    assert list(backend.store.iter_keys()) == []
+    assert list(backend.store.iter_staged()) == []
+    for gone in (key, other):
+        with pytest.raises(BlobNotFound):
+            backend.store.get(gone)
+
+
+def test_invalid_keys_are_rejected_by_the_staging_operations(backend: Backend) -> None:
+    for bad in BAD_KEYS:
+        for operation in (backend.store.get_staged, backend.store.discard_staged):
+            with pytest.raises(InvalidBlobKey):
+                operation(bad)
+        with pytest.raises(InvalidBlobKey):
+            backend.store.promote_many([bad])
