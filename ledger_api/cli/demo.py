@@ -476,7 +476,7 @@ def _field(record: dict[str, Any], path: str) -> object:
     for part in path.split("."):
         name, _, index = part.partition("[")
         value = value.get(name) if isinstance(value, dict) else None
-        if index:
+        if index.rstrip("]").isdigit():  # not a quoted key (attributes["…"]): shown as None
             position = int(index.rstrip("]"))
             value = value[position] if isinstance(value, list) and position < len(value) else None
     return value

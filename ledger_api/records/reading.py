@@ -28,24 +28,12 @@ from ledger_api.access.ratelimit import RateLimit, RateLimited, RateLimiter
 from ledger_api.accesslog import AccessLog, Entry
 from ledger_api.chain.encoding import AccessDecision, OrganisationKind, Purpose
 from ledger_api.chain.follower import ChainFollower, OrganisationView
-from ledger_api.crypto.envelope import (
-    PLAINTEXT_COMMITMENT,
-    CommitmentScheme,
-    OpenedRecord,
-    open_record,
-    open_record_with_data_key,
-)
+from ledger_api.crypto.envelope import CommitmentScheme, OpenedRecord, open_record, open_record_with_data_key
 from ledger_api.crypto.errors import CommitmentMismatchError
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion
-from ledger_api.records.commitment import (
-    LEGACY_SCHEME,
-    RECORD_COMMITMENT,
-    CommitmentOpening,
-    legacy_opening,
-    open_commitment,
-)
+from ledger_api.records.commitment import SEALED_SCHEMES, CommitmentOpening, open_commitment
 from ledger_api.records.headcheck import CoalescedHeadCheck
 from ledger_api.records.keycache import DataKeyCache
 from ledger_api.records.masking import mask_record
@@ -344,13 +332,11 @@ class ReadService:
         masked_for: Purpose | None,
         reveal: frozenset[str] | None,
     ) -> ReadResult:
-        opened, legacy = self._open(row)
+        opened, scheme = self._open(row)
         original = json.loads(opened.plaintext)
         record, masked = mask_record(original, masked_for, reveal=reveal)
-        opening = (
-            open_commitment(original, salt=opened.salt, data_key=opened.data_key, masked_paths=masked)
-            if legacy is None
-            else legacy_opening(salt=opened.salt, masked=bool(masked))
+        opening = open_commitment(
+            original, salt=opened.salt, data_key=opened.data_key, masked_paths=masked, scheme=scheme
         )
         emergency = attempt.break_glass
         # The release point: the entry is durable (and so will be anchored) before anything leaves.
@@ -375,13 +361,16 @@ class ReadService:
             transaction=row.batch_tx if anchored else None,
         )  # fmt: skip
 
-    def _open(self, row: _IndexedVersion) -> tuple[OpenedRecord, str | None]:
-        """The opened record, and the legacy scheme's name when it was sealed before the redactable one."""
-        try:
-            return self._open_with(row, RECORD_COMMITMENT), None
-        except CommitmentMismatchError:
-            # Sealed under the whole-plaintext commitment (state written before the redactable scheme).
-            return self._open_with(row, PLAINTEXT_COMMITMENT), LEGACY_SCHEME
+    def _open(self, row: _IndexedVersion) -> tuple[OpenedRecord, str]:
+        """The opened record and the name of the commitment scheme it was sealed under: the current one,
+        else (state written before it) each older one in turn."""
+        *older, oldest = SEALED_SCHEMES
+        for scheme in older:
+            try:
+                return self._open_with(row, scheme), scheme.name
+            except CommitmentMismatchError:
+                continue
+        return self._open_with(row, oldest), oldest.name
 
     def _open_with(self, row: _IndexedVersion, scheme: CommitmentScheme) -> OpenedRecord:
         """Open the anchored blob, with the data key cached from an earlier read when there is one (no

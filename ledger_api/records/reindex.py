@@ -37,12 +37,12 @@ from adapters.canonical import CanonicalRecord
 from ledger_api.chain.deploy import Deployment
 from ledger_api.chain.events import DecodedEvent, iter_events
 from ledger_api.chain.rpc import JsonRpc
-from ledger_api.crypto.envelope import RecordHeader, open_record, parse_blob
+from ledger_api.crypto.envelope import OpenedRecord, RecordHeader, open_record, parse_blob
 from ledger_api.crypto.errors import EnvelopeError
 from ledger_api.crypto.keystore import OrgKeystore
 from ledger_api.errors import LedgerError
 from ledger_api.index.models import AnchorBatch, RecordVersion, SubjectLink
-from ledger_api.records.commitment import RECORD_COMMITMENT
+from ledger_api.records.commitment import RECORD_COMMITMENT, sealed_under
 from ledger_api.records.erasure import Erasure
 from ledger_api.records.ingest import subject_links
 from ledger_api.records.leaves import BatchManifest, LeafMetadata, RecordLeaf
@@ -159,8 +159,12 @@ class _Rebuild:
     leftovers: list[str] = field(default_factory=list)
     """Originals an interrupted erasure left behind: deleted once the index says "erased"."""
 
-    def open_entry(self, blob_key: str, owner: str, blob: bytes | None = None) -> _Entry | None:
-        """The index row (and record) of a blob the owner's key opens; None, with the reason skipped, else."""
+    def open_entry(
+        self, blob_key: str, owner: str, blob: bytes | None = None, *, anchored: str | None = None
+    ) -> _Entry | None:
+        """The index row (and record) of a blob the owner's key opens; None, with the reason skipped, else.
+        ``anchored`` is the commitment its leaf anchored: the version may have been sealed under an older
+        scheme than today's (``commitment.SEALED_SCHEMES``), and the index must keep the anchored value."""
         try:
             blob = self.blobs.get(blob_key) if blob is None else blob
             parsed = parse_blob(blob)
@@ -177,6 +181,10 @@ class _Rebuild:
         except (LedgerError, StopIteration, ValueError) as exc:
             self.skipped.append(f"blob {blob_key}: {exc or type(exc).__name__}")
             return None
+        commitment = _commitment_kept(opened, anchored)
+        if commitment is None:
+            self.skipped.append(f"blob {blob_key}: its plaintext does not match its anchored commitment")
+            return None
         row: dict[str, object] = {
             "record_id": parsed.header.record_id,
             "version": parsed.header.version,
@@ -187,7 +195,7 @@ class _Rebuild:
             "received_at": self.now,
             "fingerprint": record.content_fingerprint(),
             "blob_key": blob_key,
-            "commitment": opened.commitment,
+            "commitment": commitment,
             "key_index": wrap.key_index,
             "shredded_at": None,
         }
@@ -242,7 +250,7 @@ class _Rebuild:
         except LedgerError as exc:
             self.skipped.append(f"blob {leaf.ciphertext_hash}: {exc}")
             return
-        loaded = self.open_entry(leaf.ciphertext_hash, owner, blob)
+        loaded = self.open_entry(leaf.ciphertext_hash, owner, blob, anchored=leaf.commitment)
         if loaded is not None:
             loaded.row.update(batch_number=number, leaf_index=leaf_index)
             self.entries[key] = loaded
@@ -371,6 +379,15 @@ def _erasure_evidence(engine: Engine) -> tuple[dict[VersionKey, RecordVersion], 
         old = session.exec(select(RecordVersion).where(col(RecordVersion.shredded_at).is_not(None))).all()
         done = session.exec(select(Erasure)).all()
     return {(r.record_id, r.version): r for r in old}, {(e.record_id, e.version): e for e in done}
+
+
+def _commitment_kept(opened: OpenedRecord, anchored: str | None) -> str | None:
+    """The commitment to index: the anchored one when the plaintext opens it under any scheme a version may
+    have been sealed with (None when none does), today's scheme's for a version not anchored."""
+    if anchored is None or anchored.lower() == opened.commitment:
+        return opened.commitment
+    found = sealed_under(plaintext=opened.plaintext, salt=opened.salt, data_key=opened.data_key, commitment=anchored)
+    return anchored.lower() if found is not None else None
 
 
 def _old_row(old: RecordVersion, *, shredded_at: datetime) -> dict[str, object]:
