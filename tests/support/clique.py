@@ -106,6 +106,73 @@ def isolate_idle(network: CliqueNetwork, index: int, *, timeout_s: float = 60.0)
     raise AssertionError(f"no moment to cut node {index} off in {timeout_s:.0f}s")
 
 
+def kill_signer(network: CliqueNetwork, index: int, *, timeout_s: float = 90.0) -> None:
+    """SIGKILL node ``index`` at a moment from which the three signers left cannot deadlock.
+
+    With three of four signers, Clique has no slack: a signer may seal one of every floor(4/2)+1 = 3
+    blocks, so at each height exactly one live signer may seal, *unless* the dead one sealed one of the
+    last two blocks. Then two live signers may seal the next block, both out of turn, and when their
+    random delays are close they fork; on each branch the one signer allowed next is on the other branch,
+    and the network stops for good (the known Clique stall, go-ethereum #18402). So: stop every miner, let
+    the chain settle, have chosen live signers seal alone until the last two blocks are not the victim's,
+    then kill it and let the rest seal.
+    """
+    for node in range(network.size):
+        network.call(node, "miner_stop")
+    _settle(network, timeout_s=timeout_s)
+    victim = network.signer(index).lower()
+    while victim in _last_sealers(network, 2) or (head(network, 0) or 0) < 2:
+        recent = _last_sealers(network, 2)
+        chosen = next(n for n in range(network.size) if n != index and network.signer(n).lower() not in recent)
+        _seal_one_block(network, chosen, timeout_s=timeout_s)
+    network.kill_node(index)
+    for node in range(network.size):
+        if node != index:
+            network.call(node, "miner_start")
+
+
+def _last_sealers(network: CliqueNetwork, count: int) -> set[str]:
+    now = head(network, 0) or 0
+    return {network.sealer(0, n).lower() for n in range(max(now - count + 1, 1), now + 1)}
+
+
+def _seal_one_block(network: CliqueNetwork, index: int, *, timeout_s: float) -> None:
+    """Node ``index`` alone seals the next block (Clique lets it seal just one before others must)."""
+    before = head(network, 0) or 0
+    network.call(index, "miner_start")
+    try:
+        wait_until(
+            lambda: all((head(network, n) or 0) > before for n in range(network.size)),
+            timeout_s=timeout_s,
+            what=f"node {index} sealed block {before + 1} and every node has it",
+            state=lambda: describe_node(network, index),
+        )
+    finally:
+        network.call(index, "miner_stop")
+    _settle(network, timeout_s=timeout_s)
+
+
+def _settle(network: CliqueNetwork, *, timeout_s: float, quiet_s: float = 3.0) -> None:
+    """Until, with the miners stopped, every node has had the same head block for ``quiet_s``: a block
+    already being sealed when ``miner_stop`` came lands up to a period and the out-of-turn delay later.
+    Two nodes on different blocks at one height are an equal-weight fork no new block will settle while
+    the miners are stopped: let them seal again for a moment, then stop and look again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tips = {block_hash(network, n, head(network, n) or 0) for n in range(network.size)}
+        time.sleep(quiet_s)
+        again = {block_hash(network, n, head(network, n) or 0) for n in range(network.size)}
+        if len(tips) == 1 and tips == again:
+            return
+        if len(again) > 1:
+            for node in range(network.size):
+                network.call(node, "miner_start")
+            wait_for_blocks(network, 0, 2)
+            for node in range(network.size):
+                network.call(node, "miner_stop")
+    raise AssertionError(f"the nodes did not settle on one head in {timeout_s:.0f}s")
+
+
 def seal_alone(network: CliqueNetwork, index: int) -> None:
     """Let the node cut off by :func:`isolate_idle` seal its one block, from its pool as it is now."""
     network.call(index, "miner_start")

@@ -30,6 +30,7 @@ from tests.support.clique import (
     describe_node,
     head,
     isolate_idle,
+    kill_signer,
     seal_alone,
     wait_for_blocks,
     wait_until,
@@ -102,7 +103,7 @@ def test_a_url_list_fails_over_from_a_node_that_stops_answering(clique: CliqueNe
         # Now the node in use dies: the next call goes to the first URL's node (dead) and on, round the list.
         rpc_two = JsonRpc(url=f"{clique.node_url(3)},{clique.node_url(0)}", timeout_s=2)
         assert rpc_two.block_number() >= 0
-        clique.kill_node(3)
+        kill_signer(clique, 3)
         before = rpc_two.block_number()
         assert rpc_two.url == clique.node_url(0)
         wait_until(lambda: rpc_two.block_number() > before, timeout_s=30, what="blocks go on after the fail-over")
@@ -115,7 +116,7 @@ def test_a_url_list_fails_over_from_a_node_that_stops_answering(clique: CliqueNe
 
 def test_a_killed_signer_restarts_catches_up_and_agrees(clique: CliqueNetwork) -> None:
     with all_nodes_up(clique):
-        clique.kill_node(1)
+        kill_signer(clique, 1)
         wait_for_blocks(clique, 0, 4)  # three signers of four keep sealing
         clique.start_node(1)
         wait_until(

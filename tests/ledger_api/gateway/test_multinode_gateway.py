@@ -41,6 +41,7 @@ from tests.support.clique import (
     describe_node,
     head,
     isolate_idle,
+    kill_signer,
     seal_alone,
     wait_for_blocks,
     wait_until,
@@ -223,7 +224,7 @@ def test_pushes_are_anchored_with_confirmations_and_reads_are_decided_on_the_net
 def test_one_signer_killed_blocks_go_on_and_it_rejoins(clique: CliqueNetwork, ledger: Ledger) -> None:
     with all_nodes_up(clique), Pushing(ledger, "one") as pushing:
         wait_until(lambda: pushing.acknowledged() > 50, timeout_s=60, what="pushes acknowledged")
-        clique.kill_node(1)
+        kill_signer(clique, 1)
         acknowledged = pushing.acknowledged()
         wait_for_blocks(clique, 0, 5)  # three signers of four keep sealing
         wait_until(lambda: pushing.acknowledged() > acknowledged + 50, timeout_s=60, what="pushes go on")
@@ -259,7 +260,7 @@ def test_two_of_four_signers_killed_blocks_stop_pushes_are_kept_and_anchored_onc
 def test_the_gateways_own_node_killed_it_fails_over_and_goes_on(clique: CliqueNetwork, ledger: Ledger) -> None:
     with all_nodes_up(clique), Pushing(ledger, "own") as pushing:
         wait_until(lambda: pushing.acknowledged() > 50, timeout_s=60, what="pushes acknowledged")
-        clique.kill_node(GATEWAY_NODE)
+        kill_signer(clique, GATEWAY_NODE)
         acknowledged = pushing.acknowledged()
         anchored = _anchored_versions(ledger)
         wait_until(lambda: pushing.acknowledged() > acknowledged + 100, timeout_s=60, what="pushes go on")
